@@ -1,0 +1,18 @@
+# The two README commands: `make run` (install + main job) and `make test` (install + tests).
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test install
+install: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt setup.cfg
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+run: install
+	$(BIN)/python -m pyro_flows fit --out runs/demo
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow"

@@ -1,0 +1,27 @@
+"""pyro_flows: normalizing flows for Pyro.
+
+Every flow is a Pyro ``TransformModule``; put it in ``pyro.distributions.TransformedDistribution`` (or use
+:func:`flow_distribution`) for density estimation by maximum likelihood or as a variational guide in SVI.
+"""
+
+__version__ = "0.1.0"
+
+from . import masks, nn, ops
+from .base import Compose, Flow, Inverse, flow_distribution
+from .flows import nice, planar, radial, realnvp
+from .transforms import (
+    AdditiveCoupling, AffineCoupling, BatchNorm, Coupling, Permute, Planar, Radial, Rescale, Reverse,
+)
+
+__all__ = [
+    "__version__",
+    # contract
+    "Flow", "Inverse", "Compose", "flow_distribution",
+    # transforms
+    "AdditiveCoupling", "AffineCoupling", "BatchNorm", "Coupling", "Permute", "Planar", "Radial", "Rescale",
+    "Reverse",
+    # factories
+    "planar", "radial", "nice", "realnvp",
+    # modules
+    "masks", "nn", "ops",
+]

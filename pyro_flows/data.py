@@ -1,0 +1,352 @@
+"""Data sets that need no download: toy 2-D densities and scikit-learn's 8x8 digits.
+
+Every function returns ``torch.float32`` tensors of shape ``(N, D)`` on the CPU and
+is deterministic given its ``seed``.
+
+Toy 2-D densities (:data:`TOY2D`) are generated on the fly with the definitions
+popularized by FFJORD (Grathwohl et al. 2018, arXiv:1810.01367). Each set is
+standardized by one fixed affine map per set, ``(x - center) / scale``, with
+``center`` the set's population mean and ``scale`` its population root mean
+per-coordinate standard deviation, both computed once at the default noise level
+(analytically where possible, otherwise from 4e6 samples). The map is the same for
+every seed, size and split, so train, valid and test share it and results are
+comparable across runs; with the default noise the data have mean about 0 and
+standard deviation about 1 per coordinate (exactly 1 in the root-mean-square sense
+over the two coordinates). The map is isotropic, so the shapes are not distorted.
+
+The digits (:func:`digits`) are scikit-learn's bundled copy of the UCI optical
+digits (1797 images of 8x8 pixels with values 0..16), so nothing is downloaded.
+
+Example:
+    >>> from pyro_flows import data
+    >>> x = data.toy2d("moons", 500, seed=1)
+    >>> x.shape, x.dtype
+    (torch.Size([500, 2]), torch.float32)
+    >>> split = data.load("eight_gaussians", n_train=100, n_valid=20, n_test=20)
+    >>> tuple(len(t) for t in split)
+    (100, 20, 20)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = [
+    "TOY2D",
+    "DATASETS",
+    "DIGITS_SHAPE",
+    "DIGITS_LEVELS",
+    "DIGITS_NLL_OFFSET",
+    "Split",
+    "toy2d",
+    "digits",
+    "digits_bits_per_dim",
+    "load",
+]
+
+TOY2D = ("moons", "circles", "eight_gaussians", "checkerboard", "pinwheel", "spirals")
+"""Names accepted by :func:`toy2d` and :func:`load`."""
+
+DATASETS = TOY2D + ("digits",)
+"""Every name accepted by :func:`load`."""
+
+DIGITS_SHAPE = (8, 8)
+"""Height and width of one digit image; :func:`digits` returns them flattened to 64."""
+
+DIGITS_LEVELS = 17
+"""Number of pixel values in the digits (0..16)."""
+
+DIGITS_NLL_OFFSET = 64 * math.log(DIGITS_LEVELS)
+"""``64 * log(17)`` nats: add it to a per-image NLL of :func:`digits` data to get pixel space."""
+
+_DIGITS_FRACTIONS = (0.70, 0.15, 0.15)
+
+
+class Split(NamedTuple):
+    """Train, validation and test tensors, each of shape ``(N, D)``."""
+
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_int(name: str, value: object, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_name(name: object, valid: tuple[str, ...]) -> str:
+    if not isinstance(name, str) or name not in valid:
+        raise ValueError(f"unknown data set {name!r}; valid names are: {', '.join(valid)}")
+    return name
+
+
+# --------------------------------------------------------------------------- toy 2-D
+
+
+def _moons(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
+    from sklearn.datasets import make_moons
+
+    state = np.random.RandomState(rng.integers(2**31))
+    return make_moons(n_samples=n, noise=noise, random_state=state)[0]
+
+
+def _circles(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
+    from sklearn.datasets import make_circles
+
+    state = np.random.RandomState(rng.integers(2**31))
+    return make_circles(n_samples=n, noise=noise, factor=0.5, random_state=state)[0]
+
+
+def _eight_gaussians(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
+    angle = rng.integers(8, size=n) * (np.pi / 4)
+    centers = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    return centers + noise * rng.standard_normal((n, 2))
+
+
+def _checkerboard(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
+    x1 = rng.uniform(-2.0, 2.0, size=n)
+    x2 = rng.uniform(0.0, 1.0, size=n) - 2.0 * rng.integers(0, 2, size=n) + np.floor(x1) % 2
+    return np.stack([x1, x2], axis=1) + noise * rng.standard_normal((n, 2))
+
+
+def _pinwheel(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
+    arm = rng.integers(5, size=n)
+    radial = 1.0 + 0.3 * rng.standard_normal(n)
+    tangential = noise * rng.standard_normal(n)
+    angle = arm * (2 * np.pi / 5) + 0.25 * np.exp(radial)
+    cos, sin = np.cos(angle), np.sin(angle)
+    return np.stack([radial * cos - tangential * sin, radial * sin + tangential * cos], axis=1)
+
+
+def _spirals(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
+    t = np.sqrt(rng.uniform(size=n)) * 3 * np.pi
+    sign = np.where(rng.integers(2, size=n) == 0, 1.0, -1.0)[:, None]
+    x = sign * np.stack([-np.cos(t) * t, np.sin(t) * t], axis=1)
+    return x + noise * rng.standard_normal((n, 2))
+
+
+class _Toy(NamedTuple):
+    sample: Callable[[np.random.Generator, int, float], np.ndarray]
+    noise: float  # default noise, in the generator's own units (see toy2d)
+    center: tuple[float, float]
+    scale: float
+
+
+_TOYS = {
+    "moons": _Toy(_moons, 0.1, (0.5, 0.25), 0.712),
+    "circles": _Toy(_circles, 0.08, (0.0, 0.0), 0.565),
+    "eight_gaussians": _Toy(_eight_gaussians, 0.125, (0.0, 0.0), 0.718),
+    "checkerboard": _Toy(_checkerboard, 0.0, (0.0, 0.0), 1.155),
+    "pinwheel": _Toy(_pinwheel, 0.1, (0.0, 0.0), 0.742),
+    "spirals": _Toy(_spirals, 0.3, (0.0, 0.0), 4.722),
+}
+
+
+def toy2d(name: str, n: int, *, seed: int = 0, noise: float | None = None) -> torch.Tensor:
+    """Draws ``n`` points from a standardized toy 2-D density.
+
+    The sets, with what ``noise`` means for each and its default (in the set's own
+    units, before standardization):
+
+    - ``moons``: two interleaved half circles (``sklearn.datasets.make_moons``);
+      standard deviation of the Gaussian noise, 0.1.
+    - ``circles``: two concentric circles, radii 1 and 0.5
+      (``sklearn.datasets.make_circles``); Gaussian noise, 0.08.
+    - ``eight_gaussians``: a mixture of 8 Gaussians centred on the unit circle;
+      their standard deviation, 0.125.
+    - ``checkerboard``: uniform on the black squares of a 4x4 board; Gaussian
+      jitter, 0.
+    - ``pinwheel``: five curved arms; tangential standard deviation, 0.1.
+    - ``spirals``: two interleaved spirals of 1.5 turns; Gaussian noise, 0.3.
+
+    The result is standardized by the set's fixed affine map (see the module
+    docstring), so ``noise`` changes the shape but not the map.
+
+    Args:
+        name: One of :data:`TOY2D`.
+        n: Number of points, a positive int.
+        seed: Seed of the numpy generator, a non-negative int.
+        noise: Noise level as listed above; ``None`` for the set's default.
+
+    Returns:
+        A ``float32`` tensor of shape ``(n, 2)``.
+
+    Raises:
+        ValueError: If ``name`` is unknown, ``n`` is not a positive int, ``seed``
+            is not a non-negative int or ``noise`` is negative or not finite.
+
+    Example:
+        >>> x = toy2d("checkerboard", 1000, seed=0)
+        >>> x.shape
+        torch.Size([1000, 2])
+        >>> bool(x.mean(0).abs().max() < 0.1), bool((x.std(0) - 1).abs().max() < 0.1)
+        (True, True)
+        >>> torch.equal(x, toy2d("checkerboard", 1000, seed=0))
+        True
+    """
+    _check_name(name, TOY2D)
+    n = _check_int("n", n, minimum=1)
+    seed = _check_int("seed", seed, minimum=0)
+    toy = _TOYS[name]
+    if noise is None:
+        noise = toy.noise
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise):
+        raise ValueError(f"noise must be a finite number >= 0 or None, got {noise!r}")
+    if noise < 0:
+        raise ValueError(f"noise must be a finite number >= 0 or None, got {noise!r}")
+    rng = np.random.default_rng(seed)
+    x = (toy.sample(rng, n, float(noise)) - np.asarray(toy.center)) / toy.scale
+    return torch.as_tensor(x, dtype=torch.float32)
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def digits(*, seed: int = 0) -> Split:
+    """scikit-learn's 8x8 digits, dequantized to ``[0, 1)`` and split 70/15/15.
+
+    The 1797 images (pixel values ``k`` in 0..16) are shuffled with ``seed`` and
+    split into 1257 train, 270 validation and 270 test images, flattened to 64
+    values. Each pixel is uniformly dequantized once, with noise drawn from the same
+    seed: ``x = (k + u) / 17`` with ``u ~ U(0, 1)``, so ``x`` lies in ``[0, 1)``.
+
+    Converting likelihoods: ``y = 17 x = k + u`` is the dequantized image in pixel
+    space, and ``log p_y(y) = log p_x(x) - 64 log 17``. So a mean NLL in nats per
+    image measured on this data (``[0, 1)``-space) becomes pixel space by adding
+    :data:`DIGITS_NLL_OFFSET` ``= 64 log 17 ≈ 181.33`` nats, and bits per dimension
+    are ``(nll + 64 log 17) / (64 log 2)``; :func:`digits_bits_per_dim` does this. By
+    Jensen's inequality that number upper-bounds the discrete model's bits/dim on the
+    integer pixels (Theis et al. 2016, arXiv:1511.01844). A uniform density on
+    ``[0, 1)^64`` scores ``log2(17) ≈ 4.09`` bits/dim.
+
+    Args:
+        seed: Seed of the shuffle and the dequantization noise, a non-negative int.
+
+    Returns:
+        A :class:`Split` of ``float32`` tensors of shapes ``(1257, 64)``,
+        ``(270, 64)`` and ``(270, 64)``.
+
+    Raises:
+        ValueError: If ``seed`` is not a non-negative int.
+
+    Example:
+        >>> split = digits(seed=0)
+        >>> [tuple(t.shape) for t in split]
+        [(1257, 64), (270, 64), (270, 64)]
+        >>> bool(split.train.min() >= 0), bool(split.train.max() < 1)
+        (True, True)
+    """
+    seed = _check_int("seed", seed, minimum=0)
+    from sklearn.datasets import load_digits
+
+    pixels = load_digits().data  # (1797, 64), float64, values 0..16
+    rng = np.random.default_rng(seed)
+    pixels = pixels[rng.permutation(len(pixels))]
+    x = (pixels + rng.uniform(size=pixels.shape)) / DIGITS_LEVELS
+    n = len(x)
+    n_valid = round(_DIGITS_FRACTIONS[1] * n)
+    n_test = round(_DIGITS_FRACTIONS[2] * n)
+    n_train = n - n_valid - n_test
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return Split(*torch.split(x, [n_train, n_valid, n_test]))
+
+
+def digits_bits_per_dim(nll: float) -> float:
+    """Converts a mean NLL on :func:`digits` data to bits per dimension in pixel space.
+
+    ``bits/dim = (nll + 64 log 17) / (64 log 2)``, with ``nll`` in nats per image,
+    measured on the ``[0, 1)``-scaled data that :func:`digits` returns (see there).
+
+    Args:
+        nll: Mean negative log-likelihood in nats per image.
+
+    Returns:
+        Bits per dimension of the dequantized images in pixel space (0..17).
+
+    Raises:
+        ValueError: If ``nll`` is not a real number.
+
+    Example:
+        >>> round(digits_bits_per_dim(0.0), 4)  # a uniform density on [0, 1)^64
+        4.0875
+    """
+    if isinstance(nll, bool) or not isinstance(nll, (int, float)):
+        raise ValueError(f"nll must be a real number, got {nll!r}")
+    dims = DIGITS_SHAPE[0] * DIGITS_SHAPE[1]
+    return (nll + DIGITS_NLL_OFFSET) / (dims * math.log(2))
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def _child_seed(seed: int, index: int) -> int:
+    """A deterministic seed for split ``index``, independent of the others."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def load(
+    name: str,
+    *,
+    n_train: int | None = None,
+    n_valid: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> Split:
+    """Loads a data set by name as a train/valid/test :class:`Split`.
+
+    For a toy set (:data:`TOY2D`) the three splits are drawn independently with
+    seeds derived from ``seed`` (``numpy.random.SeedSequence([seed, i])``); the
+    sizes default to 10000, 2000 and 2000. For ``"digits"`` the split is the fixed
+    70/15/15 one of :func:`digits` and the sizes cannot be chosen.
+
+    Args:
+        name: One of :data:`DATASETS`.
+        n_train: Number of training points (toy sets only), a positive int.
+        n_valid: Number of validation points (toy sets only), a positive int.
+        n_test: Number of test points (toy sets only), a positive int.
+        seed: Seed, a non-negative int.
+
+    Returns:
+        A :class:`Split` of ``float32`` tensors.
+
+    Raises:
+        ValueError: If ``name`` is unknown (the message lists the valid names), a
+            size is not a positive int or is given for ``"digits"``, or ``seed`` is
+            not a non-negative int.
+
+    Example:
+        >>> split = load("moons", n_train=200, n_valid=50, n_test=50, seed=3)
+        >>> split.train.shape, split.valid.shape
+        (torch.Size([200, 2]), torch.Size([50, 2]))
+        >>> bool((split.train[:50] == split.valid).all())  # independent draws
+        False
+    """
+    _check_name(name, DATASETS)
+    seed = _check_int("seed", seed, minimum=0)
+    sizes = {"n_train": n_train, "n_valid": n_valid, "n_test": n_test}
+    if name == "digits":
+        given = [key for key, value in sizes.items() if value is not None]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} cannot be set for 'digits': its split is fixed at 70/15/15"
+            )
+        return digits(seed=seed)
+    defaults = {"n_train": 10_000, "n_valid": 2_000, "n_test": 2_000}
+    counts = [
+        _check_int(key, defaults[key] if value is None else value, minimum=1)
+        for key, value in sizes.items()
+    ]
+    return Split(
+        *(toy2d(name, count, seed=_child_seed(seed, i)) for i, count in enumerate(counts))
+    )

@@ -1,0 +1,9 @@
+"""Conditioners: networks mapping (input, context) to a tuple of parameter tensors.
+
+Every conditioner follows one interface, ``forward(x, context=None) -> tuple[Tensor, ...]``, and zero-initializes
+its last layer, so a freshly built flow is the identity map.
+"""
+
+from .dense import DenseConditioner, Hypernet, broadcast_context
+
+__all__ = ["DenseConditioner", "Hypernet", "broadcast_context"]

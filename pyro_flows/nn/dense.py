@@ -1,0 +1,103 @@
+"""A dense (MLP) conditioner."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["DenseConditioner", "Hypernet", "broadcast_context"]
+
+
+def broadcast_context(x: torch.Tensor, context: Optional[torch.Tensor]) -> torch.Tensor:
+    """Concatenates ``context`` to ``x`` along the last dim, broadcasting their batch shapes.
+
+    Example:
+        >>> broadcast_context(torch.zeros(3, 2), torch.ones(1)).shape
+        torch.Size([3, 3])
+    """
+    if context is None:
+        return x
+    batch = torch.broadcast_shapes(x.shape[:-1], context.shape[:-1])
+    return torch.cat([x.expand(*batch, x.shape[-1]), context.expand(*batch, context.shape[-1])], dim=-1)
+
+
+class DenseConditioner(nn.Module):
+    """MLP from ``input_dim`` features (plus an optional context) to parameters of sizes ``param_dims``.
+
+    The last layer starts at zero, so every parameter starts at 0.
+
+    Args:
+        input_dim: size of the conditioning input.
+        param_dims: sizes of the returned parameter tensors, e.g. ``(n, n)`` for shift and log-scale.
+        hidden_dims: widths of the hidden layers.
+        context_dim: size of an extra context input, or ``None``.
+        activation: the nonlinearity's class.
+
+    Example:
+        >>> net = DenseConditioner(2, (3, 3), hidden_dims=(8,))
+        >>> [p.shape for p in net(torch.randn(5, 2))]
+        [torch.Size([5, 3]), torch.Size([5, 3])]
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        param_dims: Sequence[int],
+        *,
+        hidden_dims: Sequence[int] = (256, 256),
+        context_dim: Optional[int] = None,
+        activation=nn.ReLU,
+    ):
+        super().__init__()
+        self.param_dims = tuple(int(d) for d in param_dims)
+        layers, width = [], input_dim + (context_dim or 0)
+        for h in hidden_dims:
+            layers += [nn.Linear(width, h), activation()]
+            width = h
+        last = nn.Linear(width, sum(self.param_dims))
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(*layers, last)
+
+    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
+        out = self.net(broadcast_context(x, context))
+        if len(self.param_dims) == 1:
+            return (out,)
+        return tuple(out.split(self.param_dims, dim=-1))
+
+
+class Hypernet(nn.Module):
+    """Parameters that a context may shift: ``base`` alone, or ``base + net(context)`` for a conditional flow.
+
+    The network's last layer starts at zero, so a conditional flow starts equal to its unconditional twin.
+
+    Args:
+        init: named initial values of the unconditional parameters.
+        context_dim: size of the context, or ``None`` for no network.
+        hidden_dims: hidden widths of the network.
+
+    Example:
+        >>> h = Hypernet({"a": torch.zeros(2), "b": torch.ones(1)}, context_dim=3, hidden_dims=(4,))
+        >>> [p.shape for p in h(torch.randn(5, 3))]
+        [torch.Size([5, 2]), torch.Size([5, 1])]
+    """
+
+    def __init__(self, init: dict, *, context_dim: Optional[int] = None, hidden_dims: Sequence[int] = (64,)):
+        super().__init__()
+        self.names = tuple(init)
+        for name, value in init.items():
+            self.register_parameter(name, nn.Parameter(torch.as_tensor(value, dtype=torch.get_default_dtype())))
+        sizes = [getattr(self, n).numel() for n in self.names]
+        self.net = (
+            None if context_dim is None
+            else DenseConditioner(context_dim, sizes, hidden_dims=hidden_dims)
+        )
+
+    def forward(self, context: Optional[torch.Tensor] = None):
+        params = tuple(getattr(self, n) for n in self.names)
+        if self.net is None or context is None:
+            return params
+        offsets = self.net(context)
+        return tuple(p + o.reshape(*o.shape[:-1], *p.shape) for p, o in zip(params, offsets))

@@ -1,0 +1,487 @@
+"""Maximum-likelihood training of a flow distribution: :func:`fit` and :func:`nll`.
+
+:func:`fit` minimizes the mean negative log-likelihood of minibatches with
+``torch.optim.Adam``, evaluates on validation data every few steps, stops early
+when validation stops improving, and always leaves the best parameters in place.
+
+Example:
+    >>> import torch, pyro.distributions as dist
+    >>> from pyro.distributions.transforms import affine_coupling
+    >>> from pyro_flows.train import fit, nll
+    >>> _ = torch.manual_seed(0)
+    >>> base = dist.Normal(torch.zeros(2), torch.ones(2)).to_event(1)
+    >>> d = dist.TransformedDistribution(base, [affine_coupling(2, hidden_dims=[16])])
+    >>> train = torch.randn(256, 2) * 0.5 + 1.0
+    >>> before = nll(d, train)
+    >>> result = fit(d, train, train, steps=50, batch_size=64, lr=1e-2, eval_every=25,
+    ...              progress=False, seed=0)
+    >>> result.steps_run, result.best_valid < before
+    (50, True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import torch
+from torch.distributions import ComposeTransform, Transform, TransformedDistribution
+from torch.distributions.transforms import _InverseTransform
+
+__all__ = ["History", "FitResult", "TrainingDiverged", "fit", "nll"]
+
+
+@dataclass
+class History:
+    """Learning curve of :func:`fit`: one entry per evaluation.
+
+    Attributes:
+        step: Optimizer steps done at the evaluation.
+        train_nll: Mean training-minibatch NLL (nats) over the steps since the
+            previous evaluation, in training mode.
+        valid_nll: Validation NLL (nats) in evaluation mode, or ``None`` without
+            validation data.
+    """
+
+    step: list[int] = field(default_factory=list)
+    train_nll: list[float] = field(default_factory=list)
+    valid_nll: list[float | None] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list]:
+        """The three lists in a JSON-serializable dict."""
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        history: The learning curve.
+        best_valid: Lowest validation NLL (nats), or ``None`` without validation data.
+        best_step: Step whose parameters were kept: the best validation step, or the
+            last step without validation data.
+        steps_run: Optimizer steps done.
+        wall_time: Seconds spent in :func:`fit`.
+        stopped_early: Whether early stopping ended training before ``steps``.
+    """
+
+    history: History
+    best_valid: float | None
+    best_step: int
+    steps_run: int
+    wall_time: float
+    stopped_early: bool
+
+    def as_dict(self) -> dict:
+        """All fields in a JSON-serializable dict."""
+        return asdict(self)
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised by :func:`fit` when a loss becomes NaN or infinite.
+
+    The best parameters found before are restored when it is raised.
+
+    Attributes:
+        step: Optimizer step at which the non-finite loss appeared.
+        last_finite_loss: The last finite training loss, or ``None`` if there was none.
+        history: The learning curve up to the failure.
+    """
+
+    def __init__(
+        self, message: str, *, step: int, last_finite_loss: float | None, history: History
+    ) -> None:
+        super().__init__(message)
+        self.step = step
+        self.last_finite_loss = last_finite_loss
+        self.history = history
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _transform_modules(transform: Transform) -> Iterator[torch.nn.Module]:
+    """Yields the modules inside a transform, looking through compositions and inverses."""
+    if isinstance(transform, torch.nn.Module):
+        yield transform
+    elif isinstance(transform, ComposeTransform):
+        for part in transform.parts:
+            yield from _transform_modules(part)
+    elif isinstance(transform, _InverseTransform):
+        yield from _transform_modules(transform.inv)
+
+
+def _modules(distribution: object) -> list[torch.nn.Module]:
+    """The distinct modules among ``distribution.transforms``."""
+    if not isinstance(distribution, TransformedDistribution):
+        raise TypeError(
+            "distribution must be a pyro.distributions.TransformedDistribution (e.g. from "
+            f"pyro_flows.flow_distribution(flow)), got {type(distribution).__name__}"
+        )
+    modules: dict[int, torch.nn.Module] = {}
+    for transform in distribution.transforms:
+        for module in _transform_modules(transform):
+            modules.setdefault(id(module), module)
+    return list(modules.values())
+
+
+def _parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
+    params: dict[int, torch.nn.Parameter] = {}
+    for module in modules:
+        for param in module.parameters():
+            params.setdefault(id(param), param)
+    return list(params.values())
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_data(name: str, data: object, distribution: TransformedDistribution) -> torch.Tensor:
+    """Checks that ``data`` is a finite floating tensor of shape ``(N, *event_shape)``."""
+    event_shape = tuple(distribution.event_shape)
+    expected = "(N, " + ", ".join(str(s) for s in event_shape) + ")"
+    if not isinstance(data, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor of shape {expected}, got {type(data).__name__}")
+    if not data.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got dtype {data.dtype}")
+    if data.dim() != 1 + len(event_shape) or tuple(data.shape[1:]) != event_shape:
+        raise ValueError(
+            f"{name} must have shape {expected} to match the distribution's event shape "
+            f"{event_shape}, got {tuple(data.shape)}"
+        )
+    if len(data) == 0:
+        raise ValueError(f"{name} is empty")
+    if not torch.isfinite(data).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return data
+
+
+def _check_dtype(name: str, data: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
+    if params and data.dtype != params[0].dtype:
+        raise ValueError(
+            f"{name} has dtype {data.dtype} but the flow's parameters have dtype "
+            f"{params[0].dtype}; convert one of them (e.g. data.to({params[0].dtype}))"
+        )
+
+
+@contextlib.contextmanager
+def _eval_mode(modules: list[torch.nn.Module]) -> Iterator[None]:
+    """Puts ``modules`` in eval mode and restores their previous modes afterwards."""
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def _snapshot(modules: list[torch.nn.Module]) -> list[dict[str, torch.Tensor]]:
+    return [
+        {key: value.detach().clone() for key, value in module.state_dict().items()}
+        for module in modules
+    ]
+
+
+def _restore(modules: list[torch.nn.Module], states: list[dict[str, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for module, state in zip(modules, states):
+            module.load_state_dict(state)
+
+
+def _batch_nll(distribution: TransformedDistribution, batch: torch.Tensor) -> torch.Tensor:
+    return -distribution.log_prob(batch).mean()
+
+
+def _device(params: list[torch.nn.Parameter], data: torch.Tensor) -> torch.device:
+    return params[0].device if params else data.device
+
+
+# --------------------------------------------------------------------------- public
+
+
+def nll(
+    distribution: TransformedDistribution, data: torch.Tensor, *, batch_size: int = 1024
+) -> float:
+    """Mean negative log-likelihood of ``data`` in nats: ``-mean_i log p(x_i)``.
+
+    Evaluated without gradients in minibatches of ``batch_size`` rows (to bound
+    memory), with every module of the flow in eval mode (batch norm uses its running
+    statistics); their previous modes are restored afterwards. Batches are moved to
+    the device of the flow's parameters.
+
+    Args:
+        distribution: A ``TransformedDistribution`` whose transforms are the flow.
+        data: Tensor of shape ``(N, *distribution.event_shape)``.
+        batch_size: Rows per evaluation batch, a positive int.
+
+    Returns:
+        The mean NLL over all ``N`` rows, in nats (a Python float).
+
+    Raises:
+        TypeError: If ``distribution`` is not a ``TransformedDistribution``.
+        ValueError: If ``data`` has the wrong shape, dtype or non-finite values, or
+            ``batch_size`` is not a positive int.
+
+    Example:
+        >>> import torch, pyro.distributions as dist
+        >>> from pyro.distributions.transforms import AffineTransform
+        >>> base = dist.Normal(torch.zeros(1), torch.ones(1)).to_event(1)
+        >>> d = dist.TransformedDistribution(base, [AffineTransform(0.0, 1.0)])
+        >>> round(nll(d, torch.zeros(10, 1)), 4)  # 0.5 log(2 pi)
+        0.9189
+    """
+    modules = _modules(distribution)
+    params = _parameters(modules)
+    data = _check_data("data", data, distribution)
+    _check_dtype("data", data, params)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    device = _device(params, data)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    with torch.no_grad(), _eval_mode(modules):
+        for batch in torch.split(data, batch_size):
+            total += -distribution.log_prob(batch.to(device)).sum().to(torch.float64)
+    return total.item() / len(data)
+
+
+def fit(
+    distribution: TransformedDistribution,
+    train: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    *,
+    steps: int = 2000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    patience: int | None = 10,
+    eval_every: int = 100,
+    eval_batch_size: int = 1024,
+    clip_grad: float | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Fits a flow by maximum likelihood: minimizes ``-mean log p(x)`` with Adam.
+
+    Each step draws a minibatch of ``batch_size`` rows of ``train`` (shuffled
+    epochs without replacement), with the flow's modules in train mode. Every
+    ``eval_every`` steps and after the last one, the validation NLL is computed with
+    :func:`nll` (eval mode, no gradients). The parameters with the lowest validation
+    NLL are kept: training stops after ``patience`` evaluations without improvement,
+    and the best parameters (``state_dict`` of every module, buffers included) are
+    restored at the end. Without ``valid`` there is no early stopping and the final
+    parameters are kept. The modules are left in eval mode.
+
+    The parameters are those of every ``torch.nn.Module`` among
+    ``distribution.transforms`` (looking through compositions and inverses), each
+    counted once; the base distribution is not trained.
+
+    Args:
+        distribution: A ``pyro.distributions.TransformedDistribution`` whose
+            transforms are the flow, e.g. from ``pyro_flows.flow_distribution``.
+        train: Training data of shape ``(N, *distribution.event_shape)``, of the
+            parameters' dtype; batches are moved to the parameters' device.
+        valid: Optional validation data of the same trailing shape.
+        steps: Maximum number of optimizer steps, a positive int.
+        batch_size: Rows per training minibatch (capped at ``N``), a positive int.
+        lr: Adam learning rate.
+        weight_decay: Adam's L2 penalty.
+        patience: Evaluations without improvement before stopping; ``None`` never
+            stops early.
+        eval_every: Steps between evaluations, a positive int.
+        eval_batch_size: Rows per batch when evaluating, a positive int.
+        clip_grad: If given, the maximum total gradient norm (clipped before each step).
+        seed: Seed of the minibatch order (a private generator; the global torch
+            RNG is not touched). ``None`` draws it from the global RNG.
+        progress: Whether to show a tqdm progress bar with the train/valid NLL.
+
+    Returns:
+        A :class:`FitResult` with the history, best validation NLL and step, steps
+        run, wall time and whether training stopped early.
+
+    Raises:
+        TypeError: If ``distribution`` is not a ``TransformedDistribution``.
+        ValueError: If the data have the wrong shape or dtype, the distribution has
+            no trainable parameters, or an option is out of range.
+        TrainingDiverged: A ``FloatingPointError``, if a training or validation loss
+            becomes NaN or infinite; the best parameters so far are restored first.
+
+    Example:
+        >>> import torch, pyro.distributions as dist
+        >>> from pyro.distributions.transforms import spline
+        >>> _ = torch.manual_seed(0)
+        >>> base = dist.Normal(torch.zeros(2), torch.ones(2)).to_event(1)
+        >>> d = dist.TransformedDistribution(base, [spline(2, count_bins=4)])
+        >>> result = fit(d, torch.randn(100, 2), steps=20, eval_every=10, progress=False)
+        >>> result.history.step, result.best_valid, result.steps_run
+        ([10, 20], None, 20)
+    """
+    start = time.perf_counter()
+    modules = _modules(distribution)
+    params = _parameters(modules)
+    if not params:
+        raise ValueError("the distribution's transforms have no trainable parameters")
+    train = _check_data("train", train, distribution)
+    _check_dtype("train", train, params)
+    if valid is not None:
+        valid = _check_data("valid", valid, distribution)
+        _check_dtype("valid", valid, params)
+    steps = _check_positive_int("steps", steps)
+    batch_size = min(_check_positive_int("batch_size", batch_size), len(train))
+    eval_every = _check_positive_int("eval_every", eval_every)
+    eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
+    if patience is not None:
+        patience = _check_positive_int("patience", patience)
+    _check_options(lr=lr, weight_decay=weight_decay, clip_grad=clip_grad, seed=seed)
+
+    from tqdm.auto import tqdm
+
+    loop = _Loop(distribution, modules, params, valid, eval_batch_size)
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    batches = _minibatches(train, batch_size, seed=seed, device=_device(params, train))
+    stopped_early = False
+    with tqdm(total=steps, disable=not progress, desc="fit", dynamic_ncols=True) as bar:
+        for step in range(1, steps + 1):
+            loop.train_step(step, next(batches), optimizer, clip_grad, lr)
+            bar.update()
+            if step % eval_every == 0 or step == steps:
+                train_nll, valid_nll = loop.evaluate(step, lr)
+                bar.set_postfix_str(_postfix(train_nll, valid_nll, loop.best_valid))
+                if patience is not None and loop.evaluations_since_best >= patience:
+                    stopped_early = step < steps
+                    break
+    loop.finish()
+    return FitResult(
+        history=loop.history,
+        best_valid=loop.best_valid if valid is not None else None,
+        best_step=loop.best_step,
+        steps_run=loop.step,
+        wall_time=time.perf_counter() - start,
+        stopped_early=stopped_early,
+    )
+
+
+def _check_options(
+    *, lr: float, weight_decay: float, clip_grad: float | None, seed: int | None
+) -> None:
+    def real(value: object) -> bool:
+        return (
+            not isinstance(value, bool)
+            and isinstance(value, (int, float))
+            and math.isfinite(value)
+        )
+
+    if not real(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if not real(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+    if clip_grad is not None and (not real(clip_grad) or clip_grad <= 0):
+        raise ValueError(f"clip_grad must be a positive finite number or None, got {clip_grad!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+
+
+def _minibatches(
+    data: torch.Tensor, batch_size: int, *, seed: int | None, device: torch.device
+) -> Iterator[torch.Tensor]:
+    """Endless minibatches: shuffled epochs, the last incomplete batch of each dropped."""
+    if seed is None:
+        seed = int(torch.randint(2**62, (1,)).item())
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(data), generator=generator)
+        for begin in range(0, len(data) - batch_size + 1, batch_size):
+            yield data[order[begin : begin + batch_size].to(data.device)].to(device)
+
+
+def _postfix(train_nll: float, valid_nll: float | None, best: float) -> str:
+    text = f"train {train_nll:.4g}"
+    if valid_nll is not None:
+        text += f" valid {valid_nll:.4g} best {best:.4g}"
+    return text
+
+
+class _Loop:
+    """State of one :func:`fit` run: history, best parameters and divergence checks."""
+
+    def __init__(self, distribution, modules, params, valid, eval_batch_size) -> None:
+        self.distribution = distribution
+        self.modules = modules
+        self.params = params
+        self.valid = valid
+        self.eval_batch_size = eval_batch_size
+        self.history = History()
+        self.step = 0
+        self.window: list[float] = []
+        self.last_finite_loss: float | None = None
+        self.best_valid = math.inf
+        self.best_step = 0
+        self.best_state = _snapshot(modules)
+        self.evaluations_since_best = 0
+
+    def train_step(self, step, batch, optimizer, clip_grad, lr) -> None:
+        for module in self.modules:
+            module.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = _batch_nll(self.distribution, batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            self.diverge(step, "training loss", value, lr)
+        loss.backward()
+        if clip_grad is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, clip_grad)
+        optimizer.step()
+        self.step = step
+        self.last_finite_loss = value
+        self.window.append(value)
+
+    def evaluate(self, step: int, lr: float) -> tuple[float, float | None]:
+        train_nll = sum(self.window) / len(self.window)
+        self.window = []
+        valid_nll = None
+        if self.valid is not None:
+            valid_nll = nll(self.distribution, self.valid, batch_size=self.eval_batch_size)
+            if not math.isfinite(valid_nll):
+                self.diverge(step, "validation NLL", valid_nll, lr)
+        self.history.step.append(step)
+        self.history.train_nll.append(train_nll)
+        self.history.valid_nll.append(valid_nll)
+        if valid_nll is None or valid_nll < self.best_valid:
+            self.best_valid = math.inf if valid_nll is None else valid_nll
+            self.best_step = step
+            self.best_state = _snapshot(self.modules)
+            self.evaluations_since_best = 0
+        else:
+            self.evaluations_since_best += 1
+        return train_nll, valid_nll
+
+    def finish(self) -> None:
+        """Restores the best parameters, or keeps the last ones without validation data."""
+        if self.valid is not None:
+            _restore(self.modules, self.best_state)
+        else:
+            self.best_step = self.step
+        for module in self.modules:
+            module.eval()
+
+    def diverge(self, step: int, what: str, value: float, lr: float) -> None:
+        _restore(self.modules, self.best_state)
+        for module in self.modules:
+            module.eval()
+        where = "the initial parameters" if self.best_step == 0 else f"step {self.best_step}"
+        last = "none" if self.last_finite_loss is None else f"{self.last_finite_loss:.6g}"
+        raise TrainingDiverged(
+            f"training diverged at step {step}: the {what} is {value}; last finite "
+            f"training loss: {last}; the best parameters so far (from {where}) were "
+            f"restored; try a lower learning rate (lr={lr:g}) or set clip_grad",
+            step=step,
+            last_finite_loss=self.last_finite_loss,
+            history=self.history,
+        )

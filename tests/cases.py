@@ -1,0 +1,99 @@
+"""The registry of every public transform: one named factory per case, conditional variants included.
+
+Each factory returns a :class:`Case` with a float32 transform whose parameters are randomized (so no layer
+is the identity), a batch ``x`` of valid inputs and, for conditional transforms, a matching ``context``.
+``tests/test_contract.py`` runs every check on every case; ``test_registry_is_complete`` there fails when a
+public transform has no case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+import torch
+
+import pyro_flows as pf
+
+D = 5  # event size: small enough for float64 autograd Jacobians
+C = 3  # context size
+BATCH = 4
+
+
+@dataclass
+class Case:
+    transform: object
+    x: torch.Tensor
+    context: Optional[torch.Tensor] = None
+
+    @property
+    def event_shape(self):
+        return tuple(self.transform.event_shape)
+
+
+def randomize(module, scale=0.5):
+    """Perturbs every floating parameter so zero-initialized layers stop being the identity."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return module
+
+
+def _case(build: Callable[[Optional[int]], object], *, conditional=False, prepare=None, scale=0.5):
+    def factory():
+        torch.manual_seed(0)
+        t = randomize(build(C if conditional else None), scale)
+        if prepare is not None:
+            prepare(t)
+        x = torch.randn(BATCH, *t.event_shape)
+        ctx = torch.randn(BATCH, C) if conditional else None
+        return Case(t, x, ctx)
+
+    return factory
+
+
+def _warm_batchnorm(t):
+    """Random running statistics, then eval mode (the train-mode contract is in test_batchnorm.py)."""
+    with torch.no_grad():
+        for m in t.modules():
+            if isinstance(m, pf.BatchNorm):
+                m.running_mean.copy_(torch.randn_like(m.running_mean))
+                m.running_var.uniform_(0.5, 2.0)
+    t.eval()
+
+
+CASES: Dict[str, Callable[[], Case]] = {}
+
+
+def _add(name, build, *, conditional_too=False, prepare=None, scale=0.5):
+    """Registers ``name`` (and ``name-conditional``); deep stacks get smaller perturbations (``scale``) so
+    their float32 round-off stays near 1e-5."""
+    CASES[name] = _case(build, prepare=prepare, scale=scale)
+    if conditional_too:
+        CASES[name + "-conditional"] = _case(build, conditional=True, prepare=prepare, scale=scale)
+
+
+_add("Planar", lambda c: pf.Planar(D, context_dim=c, hidden_dims=(8,)), conditional_too=True)
+_add("Radial", lambda c: pf.Radial(D, context_dim=c, hidden_dims=(8,)), conditional_too=True)
+_add("AdditiveCoupling", lambda c: pf.AdditiveCoupling(D, context_dim=c, hidden_dims=(8,)), conditional_too=True)
+_add("AffineCoupling", lambda c: pf.AffineCoupling(D, context_dim=c, hidden_dims=(8,)), conditional_too=True)
+_add("AffineCoupling-alternating", lambda c: pf.AffineCoupling(D, pf.masks.alternating(D), hidden_dims=(8,)))
+_add("AffineCoupling-exp", lambda c: pf.AffineCoupling(D, scale="exp", hidden_dims=(8,)))
+_add("AffineCoupling-sigmoid", lambda c: pf.AffineCoupling(D, scale="sigmoid", hidden_dims=(8,)))
+_add("Coupling", lambda c: pf.Coupling(D, torch.tensor([False, True, False, True, True]), op=pf.ops.Affine(),
+                                       hidden_dims=(8,)))
+_add("Rescale", lambda c: pf.Rescale(D, context_dim=c, hidden_dims=(8,)), conditional_too=True)
+_add("BatchNorm", lambda c: pf.BatchNorm(D), prepare=_warm_batchnorm)
+_add("Permute", lambda c: pf.Permute([3, 0, 4, 1, 2]))
+_add("Reverse", lambda c: pf.Reverse(D))
+_add("Inverse-AffineCoupling", lambda c: pf.Inverse(pf.AffineCoupling(D, context_dim=c, hidden_dims=(8,))),
+     conditional_too=True)
+_add("Inverse-Planar", lambda c: pf.Inverse(pf.Planar(D)))
+_add("Compose", lambda c: pf.Compose([pf.Planar(D), pf.Reverse(D), pf.AffineCoupling(D, hidden_dims=(8,))]))
+_add("planar", lambda c: pf.planar(D, num_layers=3, context_dim=c), conditional_too=True)
+_add("radial", lambda c: pf.radial(D, num_layers=3, context_dim=c), conditional_too=True)
+_add("nice", lambda c: pf.nice(D, num_layers=4, hidden_dims=(8,), context_dim=c), conditional_too=True)
+_add("realnvp", lambda c: pf.realnvp(D, num_layers=4, hidden_dims=(8,), context_dim=c), conditional_too=True,
+     scale=0.2)
+_add("realnvp-batchnorm", lambda c: pf.realnvp(D, num_layers=3, hidden_dims=(8,), batch_norm=True),
+     prepare=_warm_batchnorm, scale=0.2)
