@@ -27,6 +27,7 @@ The contract
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Optional, Sequence, Tuple
 
@@ -207,11 +208,14 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
         return Inverse(self)
 
     def with_cache(self, cache_size: int = 1):
+        """This flow with another cache size: a view sharing the parameters (torch's ``with_cache``)."""
         if cache_size == self._cache_size:
             return self
-        raise NotImplementedError(
-            f"{type(self).__name__}: change the cache with the cache_size argument of the constructor"
-        )
+        if cache_size not in (0, 1):
+            raise ValueError(f"cache_size must be 0 or 1, got {cache_size}")
+        view = copy.copy(self)
+        view._cache_size, view._entry = cache_size, None
+        return view
 
     def _check_x(self, x: Tensor, what: str) -> None:
         check_input(x, self.event_shape, what=what, owner=type(self).__name__)
