@@ -28,7 +28,6 @@ The contract
 from __future__ import annotations
 
 import copy
-import math
 from typing import Optional, Sequence, Tuple
 
 import pyro.distributions as dist
@@ -347,12 +346,6 @@ class Inverse(TransformModule, ConditionalTransform):
     def _inv_call(self, x: Tensor) -> Tensor:
         return self.transform(x)
 
-    def _call(self, y):
-        return self.transform._inverse(y)
-
-    def _inverse(self, x):
-        return self.transform._call(x)
-
     def log_abs_det_jacobian(self, y: Tensor, x: Tensor) -> Tensor:
         return -self.transform.log_abs_det_jacobian(x, y)
 
@@ -455,12 +448,8 @@ class Compose(ComposeTransformModule, ConditionalTransform):
         return torch.distributions.ComposeTransform(self._parts(context))
 
     def with_cache(self, cache_size: int = 1):
+        """Returns itself: a chain caches in its parts, each with its own (x, y, log-det) entry."""
         return self
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_inv", None)
-        return state
 
 
 def _chain(parts, value: Tensor, event_dim: int, *, forward: bool):
@@ -510,5 +499,3 @@ def flow_distribution(flow, *, context: Optional[Tensor] = None):
         return ConditionalTransformedDistribution(base, [flow])
     return dist.TransformedDistribution(base, flow.condition(context))
 
-
-LOG_2PI = math.log(2 * math.pi)

@@ -61,8 +61,11 @@ class Coupling(Flow):
         self.register_buffer("keep", keep)
         self.register_buffer("change", change)
         self.register_buffer("merge", torch.argsort(torch.cat([keep, change])))
-        # With the kept dims first (e.g. masks.halves), splitting and merging need no gathers.
-        self._contiguous = bool((self.merge == torch.arange(input_dim)).all())
+        # Masks that keep a leading or trailing block (masks.halves) split and merge without gathers.
+        n_keep = len(keep)
+        self._block = (
+            "first" if bool(mask[:n_keep].all()) else "last" if bool(mask[input_dim - n_keep:].all()) else None
+        )
         self.op = op
         n = len(change)
         self.conditioner = conditioner if conditioner is not None else DenseConditioner(
@@ -70,16 +73,22 @@ class Coupling(Flow):
         )
 
     def _split(self, x):
-        if self._contiguous:
-            return x.split((len(self.keep), len(self.change)), dim=-1)
+        sizes = (len(self.keep), len(self.change))
+        if self._block == "first":
+            return x.split(sizes, dim=-1)
+        if self._block == "last":
+            return x.split(sizes[::-1], dim=-1)[::-1]
         return x.index_select(-1, self.keep), x.index_select(-1, self.change)
 
     def _merge(self, a, b):
         if a.shape[:-1] != b.shape[:-1]:  # a context with more batch dims than the input
             batch = torch.broadcast_shapes(a.shape[:-1], b.shape[:-1])
             a, b = a.expand(*batch, -1), b.expand(*batch, -1)
-        out = torch.cat([a, b], dim=-1)
-        return out if self._contiguous else out.index_select(-1, self.merge)
+        if self._block == "first":
+            return torch.cat([a, b], dim=-1)
+        if self._block == "last":
+            return torch.cat([b, a], dim=-1)
+        return torch.cat([a, b], dim=-1).index_select(-1, self.merge)
 
     def forward_and_log_det(self, x, context=None):
         xa, xb = self._split(x)
