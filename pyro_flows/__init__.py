@@ -8,9 +8,9 @@ __version__ = "0.1.0"
 
 from . import masks, nn, ops
 from .base import Compose, Flow, Inverse, flow_distribution
-from .flows import nice, planar, radial, realnvp
+from .flows import iaf, maf, nice, planar, radial, realnvp
 from .transforms import (
-    AdditiveCoupling, AffineCoupling, BatchNorm, Coupling, Permute, Planar, Radial, Rescale, Reverse,
+    IAF, MAF, AdditiveCoupling, AffineAutoregressive, AffineCoupling, BatchNorm, Coupling, Permute, Planar, Radial, Rescale, Reverse,
 )
 
 __all__ = [
@@ -18,10 +18,10 @@ __all__ = [
     # contract
     "Flow", "Inverse", "Compose", "flow_distribution",
     # transforms
-    "AdditiveCoupling", "AffineCoupling", "BatchNorm", "Coupling", "Permute", "Planar", "Radial", "Rescale",
+    "AdditiveCoupling", "AffineAutoregressive", "AffineCoupling", "BatchNorm", "IAF", "MAF", "Coupling", "Permute", "Planar", "Radial", "Rescale",
     "Reverse",
     # factories
-    "planar", "radial", "nice", "realnvp",
+    "planar", "radial", "nice", "realnvp", "maf", "iaf",
     # modules
     "masks", "nn", "ops",
 ]

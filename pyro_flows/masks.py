@@ -85,3 +85,94 @@ def check_coupling_mask(mask) -> torch.Tensor:
             f"got {mask.int().tolist()}"
         )
     return mask
+
+
+# --- MADE: degrees and masks ------------------------------------------------------------------------------
+ORDERINGS = ("natural", "reversed", "random")
+HIDDEN_DEGREES = ("spread", "random")
+
+
+def input_degrees(input_dim: int, ordering="natural", *, generator=None) -> torch.Tensor:
+    """Degrees 1..D of the inputs: input ``i`` gets degree ``k`` when it is the k-th to be generated.
+
+    Args:
+        input_dim: D.
+        ordering: ``"natural"`` (0, 1, ..., D-1), ``"reversed"``, ``"random"``, or a permutation of
+            ``range(D)`` listing the inputs in generation order.
+        generator: a ``torch.Generator`` for ``"random"``.
+
+    Example:
+        >>> input_degrees(3, "reversed").tolist()
+        [3, 2, 1]
+        >>> input_degrees(3, [2, 0, 1]).tolist()
+        [2, 3, 1]
+    """
+    _positive(input_dim, "input_dim")
+    if isinstance(ordering, str):
+        if ordering not in ORDERINGS:
+            raise ValueError(f"ordering must be one of {ORDERINGS} or a permutation, got {ordering!r}")
+        order = {
+            "natural": lambda: torch.arange(input_dim),
+            "reversed": lambda: torch.arange(input_dim - 1, -1, -1),
+            "random": lambda: torch.randperm(input_dim, generator=generator),
+        }[ordering]()
+    else:
+        order = torch.as_tensor(ordering)
+        if order.shape != (input_dim,) or not torch.equal(order.sort().values, torch.arange(input_dim)):
+            raise ValueError(f"ordering must be a permutation of range({input_dim}), got {ordering!r}")
+    degrees = torch.empty(input_dim, dtype=torch.long)
+    degrees[order.long()] = torch.arange(1, input_dim + 1)
+    return degrees
+
+
+def hidden_degrees(input_dim: int, hidden_dims, *, mode: str = "spread", generator=None) -> list:
+    """Degrees of the hidden units of a MADE, one long tensor per layer, every unit connected.
+
+    A unit of degree ``m`` may see inputs of degree ``<= m`` and feed outputs of degree ``> m``. Degrees lie in
+    ``1..D-1`` (0 when D = 1: such units see only the context). ``"spread"`` spreads them evenly (deterministic);
+    ``"random"`` draws each from ``[min degree of the layer below, D-1]`` as in the MADE paper. Then each
+    layer is clamped to the largest degree of the layer above, so every unit keeps a path to an output.
+
+    Example:
+        >>> [d.tolist() for d in hidden_degrees(3, [4])]
+        [[1, 1, 2, 2]]
+    """
+    _positive(input_dim, "input_dim")
+    top = max(input_dim - 1, 0)
+    low = min(1, top)
+    layers = []
+    for width in hidden_dims:
+        _positive(width, "hidden width")
+        if mode == "spread":
+            d = low + (torch.arange(width) * (top - low + 1)) // width
+        elif mode == "random":
+            d = torch.randint(low, top + 1, (width,), generator=generator)
+        else:
+            raise ValueError(f"mode must be one of {HIDDEN_DEGREES}, got {mode!r}")
+        layers.append(d)
+        if mode == "random":
+            low = int(d.min())
+    ceiling = top
+    for d in reversed(layers):
+        d.clamp_(max=ceiling)
+        ceiling = int(d.max())
+    return layers
+
+
+def made_masks(in_degrees: torch.Tensor, hidden: list, *, num_params: int = 1) -> list:
+    """Masks of a MADE's linear layers, shaped like their weights (out, in), from the units' degrees.
+
+    Hidden layers: ``degree(out) >= degree(in)``. Output layer (``num_params`` outputs per input dimension,
+    parameter-major): ``degree(out) > degree(in)``, so output ``d`` depends only on inputs generated before it.
+
+    Example:
+        >>> [m.int().tolist() for m in made_masks(torch.tensor([1, 2]), [torch.tensor([1])])]
+        [[[1, 0]], [[0], [1]]]
+    """
+    masks, below = [], in_degrees
+    for d in hidden:
+        masks.append(d[:, None] >= below[None, :])
+        below = d
+    out = in_degrees.repeat(num_params)
+    masks.append(out[:, None] > below[None, :])
+    return masks

@@ -97,3 +97,14 @@ _add("realnvp", lambda c: pf.realnvp(D, num_layers=4, hidden_dims=(8,), context_
      scale=0.2)
 _add("realnvp-batchnorm", lambda c: pf.realnvp(D, num_layers=3, hidden_dims=(8,), batch_norm=True),
      prepare=_warm_batchnorm, scale=0.2)
+_add("MAF", lambda c: pf.MAF(D, (12,), context_dim=c), conditional_too=True)
+_add("IAF", lambda c: pf.IAF(D, (12,), context_dim=c), conditional_too=True)
+_add("AffineAutoregressive", lambda c: pf.AffineAutoregressive(
+    D, (12, 12), fast="forward", context_dim=c, ordering="random", hidden_degrees="random", seed=3),
+    conditional_too=True)
+_add("MAF-residual", lambda c: pf.MAF(D, (12, 12, 12), residual=True, ordering=[4, 1, 0, 3, 2]))
+_add("maf", lambda c: pf.maf(D, num_layers=3, hidden_dims=(12,), context_dim=c), conditional_too=True, scale=0.2)
+_add("iaf", lambda c: pf.iaf(D, num_layers=3, hidden_dims=(12,), context_dim=c, ordering="random", seed=0),
+     conditional_too=True, scale=0.2)
+_add("maf-batchnorm", lambda c: pf.maf(D, num_layers=2, hidden_dims=(12,), batch_norm=True),
+     prepare=_warm_batchnorm, scale=0.2)

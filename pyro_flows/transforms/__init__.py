@@ -1,5 +1,6 @@
 """The transforms: each a :class:`pyro_flows.base.Flow`."""
 
+from .autoregressive import IAF, MAF, AffineAutoregressive
 from .coupling import AdditiveCoupling, AffineCoupling, Coupling
 from .elementwise import Rescale
 from .normalization import BatchNorm
@@ -8,6 +9,6 @@ from .planar import Planar
 from .radial import Radial
 
 __all__ = [
-    "AdditiveCoupling", "AffineCoupling", "BatchNorm", "Coupling", "Permute", "Planar", "Radial", "Rescale",
+    "AdditiveCoupling", "AffineAutoregressive", "AffineCoupling", "IAF", "MAF", "BatchNorm", "Coupling", "Permute", "Planar", "Radial", "Rescale",
     "Reverse",
 ]

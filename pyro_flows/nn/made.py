@@ -1,0 +1,152 @@
+"""MADE: a masked autoencoder whose outputs depend only on earlier inputs (Germain et al. 2015)."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .. import masks as M
+
+__all__ = ["MaskedLinear", "MADE"]
+
+
+class MaskedLinear(nn.Linear):
+    """``y = x (W * mask)^T + b`` with a bool ``mask`` buffer shaped like ``W``.
+
+    Without gradients (sampling, evaluation) the masked weight is computed once and reused until the weight,
+    or the mask, changes (tracked by their version counters).
+    """
+
+    def __init__(self, in_features: int, out_features: int, mask: torch.Tensor, *, bias: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+        self.register_buffer("mask", mask.clone())
+        self._masked = None
+
+    def masked_weight(self) -> torch.Tensor:
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return self.weight * self.mask
+        key = (self.weight._version, self.mask._version, self.weight.data_ptr(), self.mask.data_ptr(),
+               self.weight.dtype)
+        if self._masked is None or self._masked[0] != key:
+            with torch.no_grad():
+                self._masked = (key, self.weight * self.mask)
+        return self._masked[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.masked_weight(), self.bias)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_masked"] = None
+        return state
+
+
+class MADE(nn.Module):
+    """Masked autoencoder for distribution estimation: output ``d`` depends only on inputs generated before it.
+
+    ``forward(x, context=None)`` returns ``num_params`` tensors shaped like ``x`` (e.g. shift and raw log-scale
+    for an affine autoregressive flow). The last layer starts at zero.
+
+    Args:
+        input_dim: D.
+        hidden_dims: widths of the hidden layers (all equal when ``residual``).
+        num_params: parameters per input dimension.
+        context_dim: size of a context vector fed to every first-layer unit.
+        ordering: ``"natural"``, ``"reversed"``, ``"random"`` or a permutation (see
+            :func:`pyro_flows.masks.input_degrees`).
+        hidden_degrees: ``"spread"`` or ``"random"`` (see :func:`pyro_flows.masks.hidden_degrees`).
+        residual: residual blocks ``h + W2 act(W1 act(h))`` between equal-width hidden layers.
+        activation: the nonlinearity's class.
+        seed: seeds the random orderings/degrees (and later :meth:`resample` calls).
+
+    Example:
+        >>> made = MADE(3, (8, 8))
+        >>> shift, raw = made(torch.randn(5, 3))
+        >>> shift.shape
+        torch.Size([5, 3])
+
+    References:
+        Germain, Gregor, Murray & Larochelle, MADE: Masked Autoencoder for Distribution Estimation,
+        arXiv:1502.03509.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: Sequence[int] = (256, 256),
+        *,
+        num_params: int = 2,
+        context_dim: Optional[int] = None,
+        ordering="natural",
+        hidden_degrees: str = "spread",
+        residual: bool = False,
+        activation=nn.ReLU,
+        seed: Optional[int] = None,
+    ):
+        super().__init__()
+        hidden_dims = tuple(int(h) for h in hidden_dims)
+        if not hidden_dims:
+            raise ValueError("MADE needs at least one hidden layer")
+        if residual and len(set(hidden_dims)) != 1:
+            raise ValueError(f"a residual MADE needs equal hidden widths, got {hidden_dims}")
+        self.input_dim, self.hidden_dims, self.num_params = input_dim, hidden_dims, num_params
+        self.ordering, self.hidden_mode, self.residual = ordering, hidden_degrees, residual
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        deg_in, deg_hidden = self._degrees(ordering)
+        masks = M.made_masks(deg_in, deg_hidden, num_params=num_params)
+        self.register_buffer("degrees", deg_in)
+        widths = (input_dim,) + hidden_dims
+        self.layers = nn.ModuleList(MaskedLinear(widths[i], widths[i + 1], masks[i]) for i in range(len(hidden_dims)))
+        self.output = MaskedLinear(hidden_dims[-1], input_dim * num_params, masks[-1])
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+        self.context = nn.Linear(context_dim, hidden_dims[0], bias=False) if context_dim else None
+        self.activation = activation()
+
+    def _degrees(self, ordering):
+        deg_in = M.input_degrees(self.input_dim, ordering, generator=self.generator)
+        width = self.hidden_dims if not self.residual else self.hidden_dims[:1]
+        hidden = M.hidden_degrees(self.input_dim, width, mode=self.hidden_mode, generator=self.generator)
+        if self.residual:
+            hidden = hidden * len(self.hidden_dims)
+        return deg_in, hidden
+
+    def resample(self, *, ordering: bool = True, hidden: bool = True) -> None:
+        """Draws a new random input ordering and/or new hidden degrees, in place (order-agnostic and
+        connectivity-agnostic training). Parameters are kept; only the masks change."""
+        if ordering:
+            deg_in = M.input_degrees(self.input_dim, "random", generator=self.generator)
+        else:
+            deg_in = self.degrees
+        mode = "random" if hidden else self.hidden_mode
+        width = self.hidden_dims if not self.residual else self.hidden_dims[:1]
+        deg_hidden = M.hidden_degrees(self.input_dim, width, mode=mode, generator=self.generator) if hidden \
+            else self.unit_degrees()[: len(width)]
+        if self.residual:
+            deg_hidden = deg_hidden * len(self.hidden_dims)
+        masks = M.made_masks(deg_in, deg_hidden, num_params=self.num_params)
+        self.degrees.copy_(deg_in)
+        for layer, mask in zip(list(self.layers) + [self.output], masks):
+            layer.mask.copy_(mask)
+
+    def unit_degrees(self) -> list:
+        """The degree of every hidden unit, layer by layer: the largest input degree it (indirectly) sees,
+        0 for a unit that sees no input. A unit can be computed once the inputs up to its degree are known."""
+        out, below = [], self.degrees
+        for layer in self.layers:
+            below = (layer.mask * below[None, :]).amax(dim=1)
+            out.append(below)
+        return out
+
+    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
+        h = self.layers[0](x)
+        if self.context is not None and context is not None:
+            h = h + self.context(context)
+        h = self.activation(h)
+        for layer in self.layers[1:]:
+            h = h + layer(self.activation(h)) if self.residual else self.activation(layer(h))
+        out = self.output(h)
+        return tuple(out.reshape(*out.shape[:-1], self.num_params, self.input_dim).unbind(-2))
