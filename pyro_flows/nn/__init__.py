@@ -5,6 +5,6 @@ its last layer, so a freshly built flow is the identity map.
 """
 
 from .dense import DenseConditioner, Hypernet, broadcast_context
-from .made import MADE, MaskedLinear
+from .made import MADE, MaskedLinear, sequential_inverse
 
-__all__ = ["DenseConditioner", "Hypernet", "MADE", "MaskedLinear", "broadcast_context"]
+__all__ = ["DenseConditioner", "Hypernet", "MADE", "MaskedLinear", "broadcast_context", "sequential_inverse"]

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..base import Flow
-from ..nn import MADE
+from ..nn import MADE, sequential_inverse
 from ..ops import Affine
 
 __all__ = ["AffineAutoregressive", "MAF", "IAF"]
@@ -60,6 +60,27 @@ class AffineAutoregressive(Flow):
         return v, ld.sum(-1)
 
     def _v_to_u(self, v, context):
+        """The slow side. Without gradients, a MADE conditioner runs :func:`pyro_flows.nn.sequential_inverse`
+        (each hidden unit computed once); otherwise the D-pass recursion below keeps the whole graph."""
+        if self._graph_free(v, context):
+            batch = v.shape[:-1] if context is None else torch.broadcast_shapes(v.shape[:-1], context.shape[:-1])
+            vt = v.expand(*batch, v.shape[-1]).reshape(-1, v.shape[-1]).T.contiguous()
+
+            def solve(dim, params):
+                return self.op.inverse(vt[dim], params)
+
+            return sequential_inverse(self.conditioner, solve, batch, context, like=v)
+        return self._v_to_u_recursive(v, context)
+
+    def _graph_free(self, v, context) -> bool:
+        if not isinstance(self.conditioner, MADE) or self.conditioner.residual:
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        tensors = [v] + ([context] if context is not None else []) + list(self.parameters())
+        return not any(t.requires_grad for t in tensors)
+
+    def _v_to_u_recursive(self, v, context):
         """Sequential inversion: step k fixes the inputs of degree k, whose parameters depend on degrees < k.
 
         At the last step every input below the top degree is exact, so that pass gives all of ``u`` and the
