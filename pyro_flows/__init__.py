@@ -6,8 +6,9 @@ Every flow is a Pyro ``TransformModule``; put it in ``pyro.distributions.Transfo
 
 __version__ = "0.1.0"
 
-from . import masks, nn, ops
+from . import data, masks, nn, ops
 from .base import Compose, Flow, Inverse, flow_distribution
+from .train import FitResult, TrainingDiverged, fit, nll
 from .flows import iaf, maf, nice, planar, radial, realnvp
 from .transforms import (
     IAF, MAF, AdditiveCoupling, AffineAutoregressive, AffineCoupling, BatchNorm, Coupling, Permute, Planar, Radial, Rescale, Reverse,
@@ -22,6 +23,8 @@ __all__ = [
     "Reverse",
     # factories
     "planar", "radial", "nice", "realnvp", "maf", "iaf",
+    # training
+    "fit", "nll", "FitResult", "TrainingDiverged",
     # modules
-    "masks", "nn", "ops",
+    "data", "masks", "nn", "ops",
 ]
