@@ -72,6 +72,18 @@ def check_input(value, event_shape: Sequence[int], *, what: str, owner: str) -> 
         )
 
 
+_INVERSE = "_inverse_module"
+
+
+def _cached_inverse(t) -> "Inverse":
+    """``Inverse(t)``, made once and kept outside nn.Module's registry (the Inverse holds ``t``, not the other
+    way round, so ``t.modules()`` and ``state_dict`` never loop). Dropped from pickles and copies."""
+    inverse = t.__dict__.get(_INVERSE)
+    if inverse is None:
+        inverse = t.__dict__[_INVERSE] = Inverse(t)
+    return inverse
+
+
 class _Entry:
     """One cached evaluation: the pair (x, y) and its forward log-det, with the grad mode it was made in."""
 
@@ -172,6 +184,7 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
             raise ValueError(f"cache_size must be 0 or 1, got {cache_size}")
         super().__init__(cache_size=cache_size)
         self.event_shape = torch.Size(event_shape)
+        self._domain = constraints.independent(constraints.real, len(self.event_shape))
         if context_dim is not None and (not isinstance(context_dim, int) or context_dim < 1):
             raise ValueError(f"context_dim must be a positive int or None, got {context_dim!r}")
         self.context_dim = context_dim
@@ -196,15 +209,15 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
 
     @property
     def domain(self):
-        return constraints.independent(constraints.real, self.event_dim)
+        return self._domain
 
     @property
     def codomain(self):
-        return constraints.independent(constraints.real, self.event_dim)
+        return self._domain
 
     @property
     def inv(self) -> "Inverse":
-        return Inverse(self)
+        return _cached_inverse(self)
 
     def with_cache(self, cache_size: int = 1):
         """This flow with another cache size: a view sharing the parameters (torch's ``with_cache``)."""
@@ -255,6 +268,7 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
     def __getstate__(self):
         state = super().__getstate__()
         state["_entry"] = None
+        state.pop(_INVERSE, None)
         return state
 
     def extra_repr(self) -> str:
@@ -411,7 +425,12 @@ class Compose(ComposeTransformModule, ConditionalTransform):
 
     @property
     def inv(self) -> Inverse:
-        return Inverse(self)
+        return _cached_inverse(self)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop(_INVERSE, None)
+        return state
 
     def _inverse(self, y: Tensor) -> Tensor:
         for part in reversed(self.parts):

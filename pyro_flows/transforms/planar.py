@@ -25,12 +25,15 @@ def _solve_monotone(g, dg, target, lo, hi, *, max_iter: int = 100):
         tol = 4 * torch.finfo(a.dtype).eps * (1 + target.abs())
         for _ in range(max_iter):
             r = g(a) - target
-            if bool((r.abs() <= tol).all()):
+            done = r.abs() <= tol
+            if bool(done.all()):
                 break
             hi = torch.where(r > 0, a, hi)
             lo = torch.where(r > 0, lo, a)
             step = a - r / dg(a)
-            a = torch.where((step > lo) & (step < hi), step, (lo + hi) / 2)
+            inside = (step > lo) & (step < hi)
+            # converged elements stay put; the others take Newton's step, or bisect when it leaves the bracket
+            a = torch.where(done, a, torch.where(inside, step, (lo + hi) / 2))
     return a
 
 
