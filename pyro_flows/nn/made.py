@@ -159,34 +159,46 @@ class MADE(nn.Module):
 
 
 class _Plan:
-    """A MADE's weights re-sorted by unit degree, for the one-unit-at-a-time sequential pass.
+    """A MADE's weights cut into the blocks the one-unit-at-a-time sequential pass needs.
 
-    Rows of each layer are sorted by the degree of its units, columns by the degree of the units below, so the
-    units that become computable at a generation step form a contiguous block of rows, reading a prefix of
-    the layer below.
+    Units are sorted by degree in every layer, so the units that become computable at generation step k form a
+    contiguous block of rows, reading a prefix of the (sorted) layer below. Step k's blocks are stored
+    contiguous, with their bias as a column, so a step costs one ``addmm`` per layer and no slicing.
     """
 
     def __init__(self, made: "MADE"):
         D = made.input_dim
+        steps = torch.arange(D + 1)
         with torch.no_grad():
             order = torch.argsort(made.degrees, stable=True)  # inputs in generation order
             self.order, self.dims = order, order.tolist()
-            self.layers = []
             below_order, below_deg = order, made.degrees
+            self.first_rows = None
+            self.widths = []
+            self.blocks = [[] for _ in range(D)]  # blocks[k]: per layer (row start, row stop, below prefix, w, b)
             for layer, deg in zip(made.layers, made.unit_degrees()):
                 rows = torch.argsort(deg, stable=True)
+                if self.first_rows is None:
+                    self.first_rows = rows
                 w = layer.masked_weight()[rows][:, below_order]
-                ends = torch.searchsorted(deg[rows].contiguous(), torch.arange(D + 1), right=True)
-                below_ends = torch.searchsorted(below_deg[below_order].contiguous(), torch.arange(D + 1), right=True)
-                self.layers.append((w, layer.bias[rows], ends.tolist(), below_ends.tolist(), rows))
-                below_order, below_deg = rows, deg
-            last_ends = self.layers[-1][2]
+                b = layer.bias[rows]
+                ends = torch.searchsorted(deg[rows].contiguous(), steps, right=True).tolist()
+                below_ends = torch.searchsorted(below_deg[below_order].contiguous(), steps, right=True).tolist()
+                for k in range(D):
+                    start, stop, n = (ends[k - 1] if k else 0), ends[k], below_ends[k]
+                    self.blocks[k].append(
+                        (start, stop, n, w[start:stop, :n].contiguous(), b[start:stop, None].contiguous())
+                        if stop > start else None
+                    )
+                self.widths.append(len(rows))
+                below_order, below_deg, last_ends = rows, deg, ends
             # output rows of the dim generated at step k, one per parameter, reading the sorted last layer
             w_out = made.output.masked_weight()[:, below_order]
-            idx = torch.arange(made.num_params)[:, None] * D + order[None, :]  # (P, D) rows per step
-            self.out_w = w_out[idx.T.reshape(-1)].reshape(D, made.num_params, -1)
-            self.out_b = made.output.bias[idx.T.reshape(-1)].reshape(D, made.num_params)
-            self.out_ends = last_ends
+            rows = (torch.arange(made.num_params)[None, :] * D + order[:, None])  # (D, P)
+            self.outputs = [
+                (last_ends[k], w_out[rows[k], : last_ends[k]].contiguous(), made.output.bias[rows[k], None].clone())
+                for k in range(D)
+            ]
 
 
 def _plan_key(made: "MADE"):
@@ -225,24 +237,30 @@ def sequential_inverse(made: "MADE", solve, batch_shape, context=None, *, like: 
     kw = dict(dtype=like.dtype, device=like.device)
     values = torch.empty(D, B, **kw)
     log_det = torch.zeros(B, **kw)
-    hidden = [torch.empty(w.shape[0], B, **kw) for (w, *_rest) in plan.layers]
+    hidden = [torch.empty(width, B, **kw) for width in plan.widths]
     ctx = None
     if made.context is not None and context is not None:
         c = made.context(context.expand(*batch_shape, context.shape[-1]).reshape(B, -1))  # (B, H1)
-        ctx = c.T[plan.layers[0][4]]  # sorted like the first layer's rows
+        ctx = c.T[plan.first_rows]  # sorted like the first layer's rows
     act = made.activation
+    relu = isinstance(act, nn.ReLU)
     for k in range(D):
         below = values
-        for i, (w, b, ends, below_ends, _) in enumerate(plan.layers):
-            start, stop = (ends[k - 1] if k else 0), ends[k]
-            if stop > start:
-                block = torch.addmm(b[start:stop, None], w[start:stop, : below_ends[k]], below[: below_ends[k]])
+        for i, block in enumerate(plan.blocks[k]):
+            if block is not None:
+                start, stop, n, w, b = block
+                out = hidden[i][start:stop]
+                torch.addmm(b, w, below[:n], out=out)
                 if i == 0 and ctx is not None:
-                    block += ctx[start:stop]
-                hidden[i][start:stop] = act(block)
+                    out += ctx[start:stop]
+                if relu:
+                    out.relu_()
+                else:
+                    out.copy_(act(out))
             below = hidden[i]
-        params = torch.addmm(plan.out_b[k][:, None], plan.out_w[k][:, : plan.out_ends[k]], below[: plan.out_ends[k]])
-        value, ld = solve(plan.dims[k], tuple(params))
+        n, w, b = plan.outputs[k]
+        params = torch.addmm(b, w, below[:n])
+        value, ld = solve(plan.dims[k], params.unbind(0))
         values[k] = value
         log_det += ld
     out = torch.empty_like(values)
