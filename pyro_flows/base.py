@@ -20,7 +20,8 @@ The contract
 * Caching: one entry ``(x, y, log-det)`` per flow (torch's ``cache_size=1``), looked up by tensor identity,
   so ``t.inv(y.clone())`` always recomputes. An entry made while gradients were off is not used while they
   are on: ``log_prob(d.sample())`` then recomputes, so its graph reaches the flow's parameters (Pyro's flows
-  return a graph-less cached value there).
+  return a graph-less cached value there). An entry made before the flow's parameters or buffers changed
+  in place (an optimizer step, ``load_state_dict``) is stale and not used.
 * ``Inverse(t)`` (also ``t.inv``) is itself a module holding ``t``, so ``pyro.module`` sees its parameters.
 * New tensors take dtype and device from their inputs.
 """
@@ -28,6 +29,7 @@ The contract
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Optional, Sequence, Tuple
 
 import pyro.distributions as dist
@@ -85,17 +87,23 @@ def _cached_inverse(t) -> "Inverse":
 
 
 class _Entry:
-    """One cached evaluation: the pair (x, y) and its forward log-det, with the grad mode it was made in."""
+    """One cached evaluation: the pair (x, y) and its forward log-det, with the grad mode it was made in and
+    the versions of the flow's parameters and buffers it was made with."""
 
-    __slots__ = ("x", "y", "log_det", "grad")
+    __slots__ = ("x", "y", "log_det", "grad", "stamp")
 
-    def __init__(self, x: Tensor, y: Tensor, log_det: Tensor):
-        self.x, self.y, self.log_det = x, y, log_det
+    def __init__(self, x: Tensor, y: Tensor, log_det: Tensor, stamp: tuple):
+        self.x, self.y, self.log_det, self.stamp = x, y, log_det, stamp
         self.grad = torch.is_grad_enabled()
 
-    def usable(self) -> bool:
-        # A graph-less entry must not stand in for a computation that wants gradients.
-        return self.grad or not torch.is_grad_enabled()
+    def usable(self, stamp: tuple) -> bool:
+        # A graph-less entry must not stand in for a computation that wants gradients, and an entry made
+        # before an optimizer step (or any in-place change of the flow's state) is stale.
+        return (self.grad or not torch.is_grad_enabled()) and stamp == self.stamp
+
+
+def _stamp(module: torch.nn.Module) -> tuple:
+    return tuple(t._version for t in itertools.chain(module.parameters(), module.buffers()))
 
 
 class _CachedCalls:
@@ -114,7 +122,7 @@ class _CachedCalls:
 
     def _lookup(self, x=None, y=None) -> Optional[_Entry]:
         e = self._entry
-        if self._cache_size == 0 or e is None or not e.usable():
+        if self._cache_size == 0 or e is None or not e.usable(_stamp(self._flow)):
             return None
         if (x is None or x is e.x) and (y is None or y is e.y):
             return e
@@ -122,7 +130,7 @@ class _CachedCalls:
 
     def _store(self, x: Tensor, y: Tensor, log_det: Tensor) -> None:
         if self._cache_size:
-            self._entry = _Entry(x, y, log_det)
+            self._entry = _Entry(x, y, log_det, _stamp(self._flow))
 
     def __call__(self, x: Tensor) -> Tensor:
         e = self._lookup(x=x)

@@ -134,3 +134,21 @@ def test_new_identity_flow():
     y, ld = flow.forward_and_log_det(x)
     torch.testing.assert_close(y, x)
     torch.testing.assert_close(ld, torch.zeros(10))
+
+
+def test_cache_is_stale_after_a_parameter_update():
+    # Full-batch training scores the same tensor every step: each step must see the new parameters.
+    torch.manual_seed(0)
+    flow = pf.realnvp(2, num_layers=2, hidden_dims=(8,))
+    d = pf.flow_distribution(flow)
+    x = torch.randn(5, 2)
+    opt = torch.optim.Adam(flow.parameters(), 1e-2)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        loss = -d.log_prob(x).mean()
+        loss.backward()  # a reused cached graph would fail here on the second step
+        opt.step()
+        losses.append(loss.item())
+    torch.testing.assert_close(d.log_prob(x), d.log_prob(x.clone()))
+    assert losses[2] < losses[0]
