@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 from . import data, masks, nn, ops
 from .base import Compose, Flow, Inverse, flow_distribution
-from .train import FitResult, TrainingDiverged, fit, nll
+from .train import FitResult, History, TrainingDiverged, fit, nll
 from .flows import iaf, maf, nice, planar, radial, realnvp
 from .transforms import (
     IAF, MAF, AdditiveCoupling, AffineAutoregressive, AffineCoupling, BatchNorm, Coupling, Permute, Planar, Radial, Rescale, Reverse,
@@ -24,7 +24,7 @@ __all__ = [
     # factories
     "planar", "radial", "nice", "realnvp", "maf", "iaf",
     # training
-    "fit", "nll", "FitResult", "TrainingDiverged",
+    "fit", "nll", "FitResult", "History", "TrainingDiverged",
     # modules
     "data", "masks", "nn", "ops",
 ]

@@ -10,9 +10,9 @@ standardized by one fixed affine map per set, ``(x - center) / scale``, with
 per-coordinate standard deviation, both computed once at the default noise level
 (analytically where possible, otherwise from 4e6 samples). The map is the same for
 every seed, size and split, so train, valid and test share it and results are
-comparable across runs; with the default noise the data have mean about 0 and
-standard deviation about 1 per coordinate (exactly 1 in the root-mean-square sense
-over the two coordinates). The map is isotropic, so the shapes are not distorted.
+comparable across runs; with the default noise the data have mean about 0 and a
+root-mean-square per-coordinate standard deviation of about 1 (within 1%). The map
+is isotropic (one scale for both coordinates), so the shapes are not distorted.
 
 The digits (:func:`digits`) are scikit-learn's bundled copy of the UCI optical
 digits (1797 images of 8x8 pixels with values 0..16), so nothing is downloaded.

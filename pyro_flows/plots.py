@@ -77,7 +77,7 @@ def plot_density_2d(
     *,
     grid_size: int = 200,
     num_samples: int | None = None,
-    bins: int = 100,
+    bins: int = 80,
     title: str | None = None,
 ) -> Path:
     """Saves three panels: the data, the learned density ``p(x)`` on a grid, and samples.
@@ -120,7 +120,8 @@ def plot_density_2d(
     with torch.no_grad(), _eval_mode(modules):
         density = _density_grid(distribution, xlim, ylim, grid_size, like)
         samples = distribution.sample((count,)).cpu()
-    fig = Figure(figsize=(12, 4))
+    aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
+    fig = Figure(figsize=(12, 3.6 * min(max(aspect, 0.3), 3.0) + 0.9), layout="constrained")
     axes = fig.subplots(1, 3)
     extent = (*xlim, *ylim)
     hist = dict(bins=bins, range=(xlim, ylim), cmap="viridis")
@@ -215,8 +216,24 @@ def _history_lists(history) -> tuple[Sequence[int], Sequence[float], Sequence[fl
     )
 
 
+def _clip_blowups(ax, train: list[float], valid: list[float]) -> None:
+    """Keeps an overfitting validation curve from flattening the rest: the y axis stops
+    at the highest training value or first validation value, whichever is higher."""
+    values = [v for v in train + valid if math.isfinite(v)]
+    if not values:
+        return
+    top = max([v for v in train if math.isfinite(v)] + valid[:1] or values)
+    bottom = min(values)
+    pad = 0.05 * (top - bottom) or 0.5
+    ax.set_ylim(bottom - pad, top + pad)
+
+
 def plot_history(history, path: str | Path, *, title: str | None = None) -> Path:
     """Saves the learning curve: train and validation NLL (nats) against the step.
+
+    The y axis spans the training curve and the first validation value, so a
+    validation NLL that blows up when overfitting runs off the top instead of
+    squashing the curves.
 
     Args:
         history: A :class:`~pyro_flows.train.History` (``FitResult.history``) or a
@@ -247,6 +264,7 @@ def plot_history(history, path: str | Path, *, title: str | None = None) -> Path
         best = min(range(len(vv)), key=vv.__getitem__)
         ax.scatter([vs[best]], [vv[best]], marker="*", s=120, color="C3", zorder=3,
                    label=f"best valid {vv[best]:.4g} (step {vs[best]})")
+    _clip_blowups(ax, list(train), [v for _, v in points])
     ax.set_xlabel("step")
     ax.set_ylabel("NLL (nats)")
     ax.grid(alpha=0.3)

@@ -5,17 +5,16 @@
 when validation stops improving, and always leaves the best parameters in place.
 
 Example:
-    >>> import torch, pyro.distributions as dist
-    >>> from pyro.distributions.transforms import affine_coupling
+    >>> import torch
+    >>> from pyro_flows import data, flow_distribution, realnvp
     >>> from pyro_flows.train import fit, nll
     >>> _ = torch.manual_seed(0)
-    >>> base = dist.Normal(torch.zeros(2), torch.ones(2)).to_event(1)
-    >>> d = dist.TransformedDistribution(base, [affine_coupling(2, hidden_dims=[16])])
-    >>> train = torch.randn(256, 2) * 0.5 + 1.0
-    >>> before = nll(d, train)
-    >>> result = fit(d, train, train, steps=50, batch_size=64, lr=1e-2, eval_every=25,
-    ...              progress=False, seed=0)
-    >>> result.steps_run, result.best_valid < before
+    >>> split = data.load("moons", n_train=256, n_valid=128, n_test=128)
+    >>> d = flow_distribution(realnvp(2, num_layers=2, hidden_dims=(16,)))
+    >>> before = nll(d, split.test)
+    >>> result = fit(d, split.train, split.valid, steps=50, batch_size=64, lr=1e-2,
+    ...              eval_every=25, progress=False, seed=0)
+    >>> result.steps_run, nll(d, split.test) < before
     (50, True)
 """
 
@@ -276,8 +275,9 @@ def fit(
     :func:`nll` (eval mode, no gradients). The parameters with the lowest validation
     NLL are kept: training stops after ``patience`` evaluations without improvement,
     and the best parameters (``state_dict`` of every module, buffers included) are
-    restored at the end. Without ``valid`` there is no early stopping and the final
-    parameters are kept. The modules are left in eval mode.
+    restored at the end, and also when training is interrupted (``KeyboardInterrupt``
+    propagates after that). Without ``valid`` there is no early stopping and the
+    final parameters are kept. The modules are left in eval mode.
 
     The parameters are those of every ``torch.nn.Module`` among
     ``distribution.transforms`` (looking through compositions and inverses), each
@@ -311,7 +311,9 @@ def fit(
         ValueError: If the data have the wrong shape or dtype, the distribution has
             no trainable parameters, or an option is out of range.
         TrainingDiverged: A ``FloatingPointError``, if a training or validation loss
-            becomes NaN or infinite; the best parameters so far are restored first.
+            becomes NaN or infinite, or computing it raises ``ValueError`` after the
+            first step (e.g. a validating base distribution rejecting NaN); the best
+            parameters so far are restored first.
 
     Example:
         >>> import torch, pyro.distributions as dist
@@ -341,22 +343,26 @@ def fit(
         patience = _check_positive_int("patience", patience)
     _check_options(lr=lr, weight_decay=weight_decay, clip_grad=clip_grad, seed=seed)
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the text bar: tqdm.auto needs ipywidgets in notebooks
 
     loop = _Loop(distribution, modules, params, valid, eval_batch_size)
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     batches = _minibatches(train, batch_size, seed=seed, device=_device(params, train))
     stopped_early = False
     with tqdm(total=steps, disable=not progress, desc="fit", dynamic_ncols=True) as bar:
-        for step in range(1, steps + 1):
-            loop.train_step(step, next(batches), optimizer, clip_grad, lr)
-            bar.update()
-            if step % eval_every == 0 or step == steps:
-                train_nll, valid_nll = loop.evaluate(step, lr)
-                bar.set_postfix_str(_postfix(train_nll, valid_nll, loop.best_valid))
-                if patience is not None and loop.evaluations_since_best >= patience:
-                    stopped_early = step < steps
-                    break
+        try:
+            for step in range(1, steps + 1):
+                loop.train_step(step, next(batches), optimizer, clip_grad, lr)
+                bar.update()
+                if step % eval_every == 0 or step == steps:
+                    train_nll, valid_nll = loop.evaluate(step, lr)
+                    bar.set_postfix_str(_postfix(train_nll, valid_nll, loop.best_valid))
+                    if patience is not None and loop.evaluations_since_best >= patience:
+                        stopped_early = step < steps
+                        break
+        except KeyboardInterrupt:
+            loop.finish()
+            raise
     loop.finish()
     return FitResult(
         history=loop.history,
@@ -391,7 +397,12 @@ def _check_options(
 def _minibatches(
     data: torch.Tensor, batch_size: int, *, seed: int | None, device: torch.device
 ) -> Iterator[torch.Tensor]:
-    """Endless minibatches: shuffled epochs, the last incomplete batch of each dropped."""
+    """Endless minibatches: shuffled epochs, the last incomplete batch of each dropped.
+
+    Every batch is a new tensor (indexing copies), which matters: transforms cache
+    ``(x, y)`` by identity, and a tensor seen again would return the previous step's
+    stale values and freed graph.
+    """
     if seed is None:
         seed = int(torch.randint(2**62, (1,)).item())
     generator = torch.Generator().manual_seed(seed)
@@ -430,7 +441,12 @@ class _Loop:
         for module in self.modules:
             module.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = _batch_nll(self.distribution, batch)
+        try:
+            loss = _batch_nll(self.distribution, batch)
+        except ValueError as error:
+            if step == 1:  # the same computation has never worked: a real input error
+                raise
+            self.diverge(step, "training loss", error, lr)
         value = loss.item()
         if not math.isfinite(value):
             self.diverge(step, "training loss", value, lr)
@@ -447,7 +463,10 @@ class _Loop:
         self.window = []
         valid_nll = None
         if self.valid is not None:
-            valid_nll = nll(self.distribution, self.valid, batch_size=self.eval_batch_size)
+            try:
+                valid_nll = nll(self.distribution, self.valid, batch_size=self.eval_batch_size)
+            except ValueError as error:  # the data were checked: the parameters broke it
+                self.diverge(step, "validation NLL", error, lr)
             if not math.isfinite(valid_nll):
                 self.diverge(step, "validation NLL", valid_nll, lr)
         self.history.step.append(step)
@@ -471,17 +490,29 @@ class _Loop:
         for module in self.modules:
             module.eval()
 
-    def diverge(self, step: int, what: str, value: float, lr: float) -> None:
+    def diverge(self, step: int, what: str, value: float | ValueError, lr: float) -> None:
+        """Restores the best parameters and raises :class:`TrainingDiverged`.
+
+        ``value`` is the non-finite loss, or the ``ValueError`` that computing it raised
+        once parameters went non-finite (e.g. a base distribution that validates its
+        argument rejecting NaN), chained as the cause.
+        """
         _restore(self.modules, self.best_state)
         for module in self.modules:
             module.eval()
+        if isinstance(value, ValueError):
+            cause = " ".join(str(value).split())
+            cause = cause if len(cause) <= 120 else cause[:117] + "..."
+            state = f"could not be computed (ValueError: {cause})"
+        else:
+            state = f"is {value}"
         where = "the initial parameters" if self.best_step == 0 else f"step {self.best_step}"
         last = "none" if self.last_finite_loss is None else f"{self.last_finite_loss:.6g}"
         raise TrainingDiverged(
-            f"training diverged at step {step}: the {what} is {value}; last finite "
+            f"training diverged at step {step}: the {what} {state}; last finite "
             f"training loss: {last}; the best parameters so far (from {where}) were "
             f"restored; try a lower learning rate (lr={lr:g}) or set clip_grad",
             step=step,
             last_finite_loss=self.last_finite_loss,
             history=self.history,
-        )
+        ) from (value if isinstance(value, ValueError) else None)
