@@ -102,8 +102,16 @@ class _Entry:
         return (self.grad or not torch.is_grad_enabled()) and stamp == self.stamp
 
 
-def _stamp(module: torch.nn.Module) -> tuple:
-    return tuple(t._version for t in itertools.chain(module.parameters(), module.buffers()))
+_STATE = "_state_tensors"
+
+
+def _stamp(flow) -> tuple:
+    """Versions of the flow's parameters and buffers; the list of tensors is kept until ``_apply`` (``.to``,
+    ``.double()``, ...) replaces them, since walking the module tree costs tens of microseconds."""
+    tensors = flow.__dict__.get(_STATE)
+    if tensors is None:
+        tensors = flow.__dict__[_STATE] = tuple(itertools.chain(flow.parameters(), flow.buffers()))
+    return tuple(t._version for t in tensors)
 
 
 class _CachedCalls:
@@ -277,7 +285,13 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
         state = super().__getstate__()
         state["_entry"] = None
         state.pop(_INVERSE, None)
+        state.pop(_STATE, None)
         return state
+
+    def _apply(self, fn, *args, **kwargs):
+        self.__dict__.pop(_STATE, None)
+        self._entry = None
+        return super()._apply(fn, *args, **kwargs)
 
     def extra_repr(self) -> str:
         s = f"event_shape={tuple(self.event_shape)}"
