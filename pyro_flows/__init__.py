@@ -6,7 +6,7 @@ Every flow is a Pyro ``TransformModule``; put it in ``pyro.distributions.Transfo
 
 __version__ = "0.1.0"
 
-from . import data, masks, nn, ops
+from . import data, masks, nn, ops, orderings
 from .base import Compose, Flow, Inverse, flow_distribution
 from .train import FitResult, History, TrainingDiverged, fit, nll
 from .flows import iaf, maf, nice, planar, radial, realnvp
@@ -26,5 +26,5 @@ __all__ = [
     # training
     "fit", "nll", "FitResult", "History", "TrainingDiverged",
     # modules
-    "data", "masks", "nn", "ops",
+    "data", "masks", "nn", "ops", "orderings",
 ]
