@@ -16,23 +16,32 @@ __all__ = ["MaskedLinear", "MADE", "sequential_inverse"]
 class MaskedLinear(nn.Linear):
     """``y = x (W * mask)^T + b`` with a bool ``mask`` buffer shaped like ``W``.
 
-    Without gradients (sampling, evaluation) the masked weight is computed once and reused until the weight,
-    or the mask, changes (tracked by their version counters).
+    The mask is multiplied in the weight's dtype (a copy kept until the mask changes: multiplying by the bool
+    buffer would convert it on every pass). Without gradients (sampling, evaluation) the masked weight itself
+    is computed once and reused until the weight or the mask changes (tracked by their version counters).
     """
 
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor, *, bias: bool = True):
         super().__init__(in_features, out_features, bias=bias)
         self.register_buffer("mask", mask.clone())
-        self._masked = None
+        self._factor = None  # (key, mask in the weight's dtype and device)
+        self._masked = None  # (key, masked weight without a graph)
+
+    def _mask_factor(self) -> torch.Tensor:
+        w, m = self.weight, self.mask
+        key = (m._version, m.data_ptr(), w.dtype, w.device)
+        if self._factor is None or self._factor[0] != key:
+            self._factor = (key, m.to(dtype=w.dtype, device=w.device))
+        return self._factor[1]
 
     def masked_weight(self) -> torch.Tensor:
         if torch.is_grad_enabled() and self.weight.requires_grad:
-            return self.weight * self.mask
+            return self.weight * self._mask_factor()
         key = (self.weight._version, self.mask._version, self.weight.data_ptr(), self.mask.data_ptr(),
                self.weight.dtype)
         if self._masked is None or self._masked[0] != key:
             with torch.no_grad():
-                self._masked = (key, self.weight * self.mask)
+                self._masked = (key, self.weight * self._mask_factor())
         return self._masked[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +49,7 @@ class MaskedLinear(nn.Linear):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state["_masked"] = None
+        state["_masked"] = state["_factor"] = None
         return state
 
 
