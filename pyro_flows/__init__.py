@@ -11,6 +11,7 @@ from .base import Compose, Flow, Inverse, flow_distribution
 from .train import FitResult, History, TrainingDiverged, fit, nll
 from .flows import iaf, maf, nice, planar, radial, realnvp
 from .transforms import (
+    Logit,
     IAF, MAF, AdditiveCoupling, AffineAutoregressive, AffineCoupling, BatchNorm, Coupling, Permute, Planar, Radial, Rescale, Reverse,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     # contract
     "Flow", "Inverse", "Compose", "flow_distribution",
     # transforms
+    "Logit",
     "AdditiveCoupling", "AffineAutoregressive", "AffineCoupling", "BatchNorm", "IAF", "MAF", "Coupling", "Permute", "Planar", "Radial", "Rescale",
     "Reverse",
     # factories

@@ -84,6 +84,9 @@ _add("Coupling", lambda c: pf.Coupling(D, torch.tensor([False, True, False, True
                                        hidden_dims=(8,)))
 _add("Rescale", lambda c: pf.Rescale(D, context_dim=c, hidden_dims=(8,)), conditional_too=True)
 _add("BatchNorm", lambda c: pf.BatchNorm(D), prepare=_warm_batchnorm)
+# Logit's forward takes data in [0, 1]; its inverse (a scaled sigmoid) takes any real input, like the cases.
+_add("Logit-inverse", lambda c: pf.Logit(D, lam=0.05).inv)
+_add("Logit-inverse-image", lambda c: pf.Logit((2, 2, 2), lam=1e-6).inv)
 _add("Permute", lambda c: pf.Permute([3, 0, 4, 1, 2]))
 _add("Reverse", lambda c: pf.Reverse(D))
 _add("Inverse-AffineCoupling", lambda c: pf.Inverse(pf.AffineCoupling(D, context_dim=c, hidden_dims=(8,))),

@@ -28,6 +28,21 @@ def bind(t, context):
     return t if context is None else t.condition(context)
 
 
+def elementwise(constraint):
+    while isinstance(constraint, torch.distributions.constraints.independent):
+        constraint = constraint.base_constraint
+    return constraint
+
+
+def draw_in(constraint, like):
+    """Random values shaped like ``like`` inside ``constraint`` (the real line or the unit interval)."""
+    constraint = elementwise(constraint)
+    if constraint is torch.distributions.constraints.unit_interval:
+        return 0.02 + 0.96 * torch.rand_like(like)
+    assert constraint is torch.distributions.constraints.real, f"no sampler for {constraint}"
+    return torch.randn_like(like)
+
+
 def std_normal_log_prob(z, event_dim):
     return torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(tuple(range(-event_dim, 0)))
 
@@ -91,8 +106,8 @@ def test_round_trip_without_cache(case, dtype, tol):
     y = bound(x)
     x2 = bound.inv(y.clone())  # a new tensor: the cache cannot answer
     torch.testing.assert_close(x2, x, atol=tol, rtol=tol)
-    # and from the other side: start in the output space
-    y0 = torch.randn_like(y)
+    # and from the other side: start in the output space (inside the transform's codomain)
+    y0 = draw_in(t.codomain, y)
     x1 = bound.inv(y0)
     torch.testing.assert_close(bound(x1.clone()), y0, atol=tol, rtol=tol)
 
@@ -137,6 +152,12 @@ def test_batch_shapes(case, batch):
 
 
 # --- as a distribution -----------------------------------------------------------------------------------
+def data_of(case):
+    """Data for the case's distribution: ``case.x`` where the codomain is the real space, else values in it."""
+    codomain = case.transform.codomain
+    return case.x if elementwise(codomain) is torch.distributions.constraints.real else draw_in(codomain, case.x)
+
+
 def single_context(case):
     return None if case.context is None else case.context[0]
 
@@ -146,7 +167,7 @@ def test_distribution_sample_and_log_prob(case):
     d = pf.flow_distribution(t, context=ctx)
     s = d.sample(torch.Size([6]))
     assert s.shape == (6, *case.event_shape)
-    data = case.x
+    data = data_of(case)
     lp = d.log_prob(data)
     assert lp.shape == (data.shape[0],) and torch.isfinite(lp).all()
     z, ld = t.inverse_and_log_det(data.clone(), ctx)
@@ -174,7 +195,7 @@ def test_gradients_reach_every_parameter_via_log_prob(case):
     needs_params(case)
     t = case.transform
     d = pf.flow_distribution(t, context=single_context(case))
-    (-d.log_prob(case.x).sum()).backward()
+    (-d.log_prob(data_of(case)).sum()).backward()
     assert_all_grads(t)
 
 

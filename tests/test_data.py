@@ -143,3 +143,38 @@ def test_load_digits_matches_digits():
 def test_load_rejects_bad_arguments(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         data.load(*args, **kwargs)
+
+
+# --- MNIST, dequantization, bits/dim ----------------------------------------------------------------------
+def test_bits_per_dim_is_the_pixel_space_convention():
+    assert data.bits_per_dim(0.0, 784) == pytest.approx(8.0)  # uniform on [0, 1)^784
+    nll = -1500.0
+    assert data.bits_per_dim(nll, 784) == pytest.approx((nll + 784 * math.log(256)) / (784 * math.log(2)))
+    assert data.digits_bits_per_dim(nll) == pytest.approx(data.bits_per_dim(nll, 64, levels=17))
+    with pytest.raises(ValueError, match="dims"):
+        data.bits_per_dim(1.0, 0)
+
+
+def test_dequantize_stays_in_its_cell_and_draws_fresh_noise():
+    k = torch.arange(256, dtype=torch.uint8).repeat(4)
+    x = data.dequantize(k)
+    assert x.dtype == torch.float32
+    assert ((x * 256).floor().long() == k.long()).all()
+    assert not torch.equal(x, data.dequantize(k))
+    with pytest.raises(ValueError, match=r"0\.\.16"):
+        data.dequantize(torch.tensor([17]), levels=17)
+
+
+def test_mnist_loads_the_offline_copy():
+    try:
+        split = data.mnist()
+    except FileNotFoundError as err:
+        pytest.skip(f"MNIST is not available here: {err}")
+    assert [tuple(t.shape) for t in split] == [(50000, 1, 28, 28), (10000, 1, 28, 28), (10000, 1, 28, 28)]
+    assert split.train.dtype == torch.uint8 and int(split.train.max()) == 255
+
+
+def test_mnist_missing_file_names_the_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_FLOWS_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="PYRO_FLOWS_DATA"):
+        data.mnist()
