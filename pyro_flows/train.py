@@ -24,7 +24,7 @@ import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch.distributions import ComposeTransform, Transform, TransformedDistribution
@@ -65,7 +65,7 @@ class FitResult:
             last step without validation data.
         steps_run: Optimizer steps done.
         wall_time: Seconds spent in :func:`fit`.
-        stopped_early: Whether early stopping ended training before ``steps``.
+        stopped_early: Whether early stopping or ``max_seconds`` ended training before ``steps``.
     """
 
     history: History
@@ -266,6 +266,8 @@ def fit(
     clip_grad: float | None = None,
     seed: int | None = None,
     progress: bool = True,
+    preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    max_seconds: float | None = None,
 ) -> FitResult:
     """Fits a flow by maximum likelihood: minimizes ``-mean log p(x)`` with Adam.
 
@@ -301,6 +303,12 @@ def fit(
         seed: Seed of the minibatch order (a private generator; the global torch
             RNG is not touched). ``None`` draws it from the global RNG.
         progress: Whether to show a tqdm progress bar with the train/valid NLL.
+        preprocess: Applied to every training minibatch (on the parameters' device)
+            before the loss, e.g. :func:`pyro_flows.data.dequantize` to draw fresh
+            dequantization noise each step; ``train`` may then hold raw pixels.
+            ``valid`` is used as given (dequantize it once, with a fixed seed).
+        max_seconds: A wall-clock budget: training stops (with a final evaluation)
+            after the first step that ends past it.
 
     Returns:
         A :class:`FitResult` with the history, best validation NLL and step, steps
@@ -330,8 +338,16 @@ def fit(
     params = _parameters(modules)
     if not params:
         raise ValueError("the distribution's transforms have no trainable parameters")
-    train = _check_data("train", train, distribution)
-    _check_dtype("train", train, params)
+    if preprocess is None:
+        train = _check_data("train", train, distribution)
+        _check_dtype("train", train, params)
+    else:
+        if not callable(preprocess):
+            raise ValueError(f"preprocess must be a callable or None, got {preprocess!r}")
+        if not isinstance(train, torch.Tensor) or len(train) == 0:
+            raise ValueError("train must be a non-empty tensor")
+        sample = _check_data("preprocess(train)", preprocess(train[:2]), distribution)
+        _check_dtype("preprocess(train)", sample, params)
     if valid is not None:
         valid = _check_data("valid", valid, distribution)
         _check_dtype("valid", valid, params)
@@ -342,6 +358,10 @@ def fit(
     if patience is not None:
         patience = _check_positive_int("patience", patience)
     _check_options(lr=lr, weight_decay=weight_decay, clip_grad=clip_grad, seed=seed)
+    if max_seconds is not None and (
+        isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
+    ):
+        raise ValueError(f"max_seconds must be a positive number or None, got {max_seconds!r}")
 
     from tqdm import tqdm  # the text bar: tqdm.auto needs ipywidgets in notebooks
 
@@ -352,12 +372,14 @@ def fit(
     with tqdm(total=steps, disable=not progress, desc="fit", dynamic_ncols=True) as bar:
         try:
             for step in range(1, steps + 1):
-                loop.train_step(step, next(batches), optimizer, clip_grad, lr)
+                batch = next(batches)
+                loop.train_step(step, batch if preprocess is None else preprocess(batch), optimizer, clip_grad, lr)
                 bar.update()
-                if step % eval_every == 0 or step == steps:
+                out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
+                if step % eval_every == 0 or step == steps or out_of_time:
                     train_nll, valid_nll = loop.evaluate(step, lr)
                     bar.set_postfix_str(_postfix(train_nll, valid_nll, loop.best_valid))
-                    if patience is not None and loop.evaluations_since_best >= patience:
+                    if out_of_time or (patience is not None and loop.evaluations_since_best >= patience):
                         stopped_early = step < steps
                         break
         except KeyboardInterrupt:

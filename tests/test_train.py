@@ -354,3 +354,34 @@ def test_fit_with_gradient_clipping_and_weight_decay_runs():
                  eval_every=5, progress=False, seed=0)
     assert result.steps_run == 10
     assert torch.isfinite(scale.scale).all()
+
+
+def test_fit_preprocess_sees_every_raw_minibatch():
+    # Raw integer "pixels" in, fresh dequantization noise per step: every batch the loss sees is new.
+    pixels = torch.randint(0, 4, (64, 2), generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def dequantize(batch):
+        x = data.dequantize(batch, levels=4)
+        seen.append(x)
+        return x
+
+    d = flow_distribution(realnvp(2, num_layers=2, hidden_dims=(8,)))
+    result = fit(d, pixels, steps=6, batch_size=64, eval_every=3, progress=False, seed=0, preprocess=dequantize)
+    assert result.steps_run == 6
+    assert len(seen) == 1 + 6  # one shape/dtype check, then one call per step
+    assert not torch.equal(seen[1], seen[2])
+    for x in seen[1:]:  # one batch = all rows (shuffled), each in its pixel's cell
+        assert (x * 4).floor().sum() == pixels.sum()
+    with pytest.raises(ValueError, match=r"preprocess\(train\) must be a floating-point tensor"):
+        fit(d, pixels, steps=1, progress=False, preprocess=lambda b: b)
+
+
+def test_fit_stops_at_its_time_budget():
+    d = flow_distribution(realnvp(2, num_layers=2, hidden_dims=(8,)))
+    x = data.load("moons", n_train=256, n_valid=64, n_test=64)
+    result = fit(d, x.train, x.valid, steps=10**6, eval_every=10**5, max_seconds=0.2, progress=False, seed=0)
+    assert result.stopped_early and 1 <= result.steps_run < 10**6
+    assert result.history.step[-1] == result.steps_run  # a final evaluation at the stop
+    with pytest.raises(ValueError, match="max_seconds"):
+        fit(d, x.train, steps=1, max_seconds=0, progress=False)
