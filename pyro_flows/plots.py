@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from .train import History, _eval_mode, _modules, _parameters
 
-__all__ = ["plot_density_2d", "plot_digits", "plot_history"]
+__all__ = ["plot_density_2d", "plot_digits", "plot_images", "plot_history"]
 
 _DPI = 100
 
@@ -162,9 +162,31 @@ def plot_digits(
 ) -> Path:
     """Saves 8x8 images (values in ``[0, 1]``, clipped) as one grid, dark ink on white.
 
+    :func:`plot_images` for the digits: ``samples`` of shape ``(N, 64)``, ``(N, 8, 8)`` or ``(N, 1, 8, 8)``.
+
+    Example:
+        >>> import tempfile, pathlib, torch
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "digits.png"
+        >>> plot_digits(torch.rand(10, 64), out).exists()
+        True
+    """
+    return plot_images(samples, path, image_shape=(8, 8), ncols=ncols, title=title)
+
+
+def plot_images(
+    samples: torch.Tensor,
+    path: str | Path,
+    *,
+    image_shape: tuple[int, int],
+    ncols: int | None = None,
+    title: str | None = None,
+) -> Path:
+    """Saves grey-scale images (values in ``[0, 1]``, clipped; NaN shown as 0) as one grid, dark ink on white.
+
     Args:
-        samples: Tensor of shape ``(N, 64)``, ``(N, 8, 8)`` or ``(N, 1, 8, 8)``.
+        samples: Tensor of shape ``(N, H*W)``, ``(N, H, W)`` or ``(N, 1, H, W)``.
         path: Where to write the PNG; missing parent folders are created.
+        image_shape: ``(H, W)`` of one image.
         ncols: Images per row; ``None`` for a near-square grid.
         title: Optional title over the grid.
 
@@ -177,25 +199,26 @@ def plot_digits(
 
     Example:
         >>> import tempfile, pathlib, torch
-        >>> out = pathlib.Path(tempfile.mkdtemp()) / "digits.png"
-        >>> plot_digits(torch.rand(10, 64), out).exists()
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "mnist.png"
+        >>> plot_images(torch.rand(4, 1, 28, 28), out, image_shape=(28, 28)).exists()
         True
     """
-    if not isinstance(samples, torch.Tensor) or samples.numel() % 64 or not samples.numel():
+    h, w = image_shape
+    allowed = {(h * w,), (h, w), (1, h, w)}
+    if not isinstance(samples, torch.Tensor) or not samples.numel() or tuple(samples.shape[1:]) not in allowed:
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
-        raise ValueError(f"samples must be a non-empty tensor of 8x8 images, got {shape}")
-    if tuple(samples.shape[1:]) not in {(64,), (8, 8), (1, 8, 8)}:
         raise ValueError(
-            f"samples must have shape (N, 64), (N, 8, 8) or (N, 1, 8, 8), got {tuple(samples.shape)}"
+            f"samples must be a non-empty tensor of shape (N, {h * w}), (N, {h}, {w}) or (N, 1, {h}, {w}), "
+            f"got {shape}"
         )
-    images = samples.detach().cpu().double().reshape(-1, 8, 8)
+    images = samples.detach().cpu().double().reshape(-1, h, w)
     images = torch.nan_to_num(images, nan=0.0).clamp(0, 1)
     if ncols is None:
         ncols = math.ceil(math.sqrt(len(images)))
     if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
         raise ValueError(f"ncols must be a positive int or None, got {ncols!r}")
     grid = _image_grid(images, ncols)
-    size = 0.6 * ncols
+    size = 0.6 * ncols * max(1.0, w / 16)
     fig = Figure(figsize=(size, size * grid.shape[0] / grid.shape[1] + (0.4 if title else 0)))
     ax = fig.subplots()
     ax.imshow(grid.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
