@@ -164,10 +164,10 @@ def main(argv=None) -> dict:
     n_params = sum(p.numel() for p in flow.parameters())
     print(f"{args.model}: {n_params:,} parameters, {kw}, device {device}", flush=True)
 
-    steps = 20 if args.quick else 10**9
+    steps = 20 if args.quick else None
     result = pf.fit(
         d, train, valid, steps=steps, batch_size=batch_size, lr=lr, patience=None,
-        eval_every=min(args.eval_every, steps), eval_batch_size=500, seed=args.seed,
+        eval_every=20 if args.quick else args.eval_every, eval_batch_size=500, seed=args.seed,
         preprocess=pf.data.dequantize, max_seconds=None if args.quick else 60 * args.minutes,
         progress=not args.quick,
     )

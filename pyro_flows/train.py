@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -256,7 +257,7 @@ def fit(
     train: torch.Tensor,
     valid: torch.Tensor | None = None,
     *,
-    steps: int = 2000,
+    steps: int | None = 2000,
     batch_size: int = 256,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
@@ -291,7 +292,8 @@ def fit(
         train: Training data of shape ``(N, *distribution.event_shape)``, of the
             parameters' dtype; batches are moved to the parameters' device.
         valid: Optional validation data of the same trailing shape.
-        steps: Maximum number of optimizer steps, a positive int.
+        steps: Maximum number of optimizer steps, a positive int; ``None`` for no
+            limit but ``max_seconds`` (which must then be given).
         batch_size: Rows per training minibatch (capped at ``N``), a positive int.
         lr: Adam learning rate.
         weight_decay: Adam's L2 penalty.
@@ -351,7 +353,12 @@ def fit(
     if valid is not None:
         valid = _check_data("valid", valid, distribution)
         _check_dtype("valid", valid, params)
-    steps = _check_positive_int("steps", steps)
+    if steps is None:
+        if max_seconds is None:
+            raise ValueError("steps=None (train until the time budget) needs max_seconds")
+        steps = math.inf
+    else:
+        steps = _check_positive_int("steps", steps)
     batch_size = min(_check_positive_int("batch_size", batch_size), len(train))
     eval_every = _check_positive_int("eval_every", eval_every)
     eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
@@ -369,9 +376,12 @@ def fit(
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     batches = _minibatches(train, batch_size, seed=seed, device=_device(params, train))
     stopped_early = False
-    with tqdm(total=steps, disable=not progress, desc="fit", dynamic_ncols=True) as bar:
+    with tqdm(total=None if steps == math.inf else steps, disable=not progress, desc="fit",
+              dynamic_ncols=True) as bar:
         try:
-            for step in range(1, steps + 1):
+            for step in itertools.count(1):
+                if step > steps:
+                    break
                 batch = next(batches)
                 loop.train_step(step, batch if preprocess is None else preprocess(batch), optimizer, clip_grad, lr)
                 bar.update()
