@@ -9,8 +9,9 @@ __version__ = "0.1.0"
 from . import data, masks, nn, ops, orderings
 from .base import Compose, Flow, Inverse, flow_distribution
 from .train import FitResult, History, TrainingDiverged, fit, nll
-from .flows import iaf, maf, nice, planar, radial, realnvp
+from .flows import glow, iaf, maf, nice, planar, radial, realnvp, realnvp_image
 from .transforms import (
+    ActNorm, FactorOut, InvertibleConv1x1, Squeeze, depth_to_space, space_to_depth,
     Logit,
     IAF, MAF, AdditiveCoupling, AffineAutoregressive, AffineCoupling, BatchNorm, Coupling, Permute, Planar, Radial, Rescale, Reverse,
 )
@@ -20,11 +21,12 @@ __all__ = [
     # contract
     "Flow", "Inverse", "Compose", "flow_distribution",
     # transforms
+    "ActNorm", "FactorOut", "InvertibleConv1x1", "Squeeze", "depth_to_space", "space_to_depth",
     "Logit",
     "AdditiveCoupling", "AffineAutoregressive", "AffineCoupling", "BatchNorm", "IAF", "MAF", "Coupling", "Permute", "Planar", "Radial", "Rescale",
     "Reverse",
     # factories
-    "planar", "radial", "nice", "realnvp", "maf", "iaf",
+    "planar", "radial", "nice", "realnvp", "maf", "iaf", "realnvp_image", "glow",
     # training
     "fit", "nll", "FitResult", "History", "TrainingDiverged",
     # modules

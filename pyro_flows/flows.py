@@ -6,9 +6,12 @@ from typing import Optional, Sequence
 
 from . import masks
 from .base import Compose
-from .transforms import IAF, MAF, AdditiveCoupling, AffineCoupling, BatchNorm, Planar, Radial, Rescale
+from .transforms import (
+    IAF, MAF, ActNorm, AdditiveCoupling, AffineCoupling, BatchNorm, FactorOut, InvertibleConv1x1, Planar, Radial,
+    Rescale, Squeeze,
+)
 
-__all__ = ["planar", "radial", "nice", "realnvp", "maf", "iaf"]
+__all__ = ["planar", "radial", "nice", "realnvp", "maf", "iaf", "realnvp_image", "glow"]
 
 
 def _layers(num_layers: int) -> int:
@@ -135,3 +138,135 @@ def iaf(
         Kingma et al., Improving Variational Inference with Inverse Autoregressive Flow, arXiv:1606.04934.
     """
     return _autoregressive(IAF, input_dim, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
+
+
+# --- images ------------------------------------------------------------------------------------------------
+def _image_shape(shape, levels, divisor, name):
+    shape = tuple(shape)
+    if len(shape) != 3 or not all(isinstance(n, int) and n >= 1 for n in shape):
+        raise ValueError(f"{name} needs an image shape (C, H, W) of positive ints, got {shape!r}")
+    if not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels must be a positive int, got {levels!r}")
+    if shape[1] % divisor or shape[2] % divisor:
+        raise ValueError(
+            f"{name} with levels={levels} squeezes {divisor.bit_length() - 1} times: H and W must be divisible "
+            f"by {divisor}, got shape {shape}"
+        )
+    return shape
+
+
+def _squeezed(shape):
+    c, h, w = shape
+    return (4 * c, h // 2, w // 2)
+
+
+def _sampling_order(density_order) -> Compose:
+    """A Compose whose inverse (the density direction, data to latent) runs ``density_order`` first to last."""
+    return Compose(list(reversed(density_order)))
+
+
+def realnvp_image(
+    shape, *, levels: int = 2, hidden_channels: int = 64, num_blocks: int = 2, batch_norm: bool = False,
+    scale: str = "softclamp", context_dim: Optional[int] = None,
+) -> Compose:
+    """RealNVP's multi-scale architecture for (C, H, W) images, as one flow over (C, H, W).
+
+    In the density direction (data to latent), each level but the last runs 3 affine couplings with
+    alternating checkerboard masks, squeezes (:class:`~pyro_flows.transforms.Squeeze`), runs 3 couplings
+    with alternating channel masks, and factors out half of the channels
+    (:class:`~pyro_flows.transforms.FactorOut`), which go straight to the base distribution; the last
+    level runs 4 checkerboard couplings. With ``batch_norm``, a per-channel
+    :class:`~pyro_flows.transforms.BatchNorm` follows every coupling but the last of each group. The
+    conditioners are :class:`~pyro_flows.nn.ConvResNet` s. Fast: both.
+
+    Args:
+        shape: the image shape (C, H, W); H and W divisible by ``2 ** (levels - 1)``.
+        levels: number of scales.
+        hidden_channels: width of the conditioners.
+        num_blocks: residual blocks per conditioner.
+        batch_norm: insert batch normalization between couplings.
+        scale: the couplings' scale parametrization (see :func:`~pyro_flows.ops.log_scale`).
+        context_dim: size of a context vector given to every conditioner.
+
+    Example:
+        >>> import torch, pyro_flows as pf
+        >>> flow = realnvp_image((1, 4, 4), levels=2, hidden_channels=4, num_blocks=1)
+        >>> pf.flow_distribution(flow).log_prob(torch.randn(3, 1, 4, 4)).shape
+        torch.Size([3])
+
+    References:
+        Dinh, Sohl-Dickstein & Bengio, Density estimation using Real NVP, arXiv:1605.08803 (section 3.6).
+    """
+    shape = _image_shape(shape, levels, 2 ** (levels - 1), "realnvp_image")
+    kw = dict(hidden_channels=hidden_channels, num_blocks=num_blocks, scale=scale, context_dim=context_dim)
+
+    def group(s, make_mask, n):
+        parts = []
+        for i in range(n):
+            if batch_norm and i:
+                parts.append(BatchNorm(s))
+            parts.append(AffineCoupling(s, make_mask(s, flip=bool(i % 2)), **kw))
+        return parts
+
+    def level(s, remaining):
+        if remaining == 1:
+            return group(s, masks.checkerboard, 4)
+        sq = _squeezed(s)
+        half = sq[0] // 2
+        inner = group(sq, masks.channels, 3) + [FactorOut(_sampling_order(level((half, *sq[1:]), remaining - 1)), half)]
+        return group(s, masks.checkerboard, 3) + [Squeeze(_sampling_order(inner))]
+
+    return _sampling_order(level(shape, levels))
+
+
+def glow(
+    shape, *, levels: int = 3, depth: int = 8, hidden_channels: int = 128, num_blocks: int = 1, lu: bool = True,
+    additive: bool = False, scale: str = "sigmoid", context_dim: Optional[int] = None,
+) -> Compose:
+    """Glow's multi-scale architecture for (C, H, W) images, as one flow over (C, H, W).
+
+    In the density direction (data to latent), each of the ``levels`` levels squeezes, runs ``depth`` steps
+    of :class:`~pyro_flows.transforms.ActNorm` -> :class:`~pyro_flows.transforms.InvertibleConv1x1` ->
+    affine coupling (channel mask, Glow's ``sigmoid(h + 2)`` scale by default; additive with
+    ``additive=True``), and, except at the last level, factors out half of the channels. ActNorm's
+    data-dependent initialization happens on the first batch the flow sees (call ``log_prob`` on a data
+    batch first). The paper used ``levels=3, depth=32, hidden_channels=512``. Fast: both.
+
+    Args:
+        shape: the image shape (C, H, W); H and W divisible by ``2 ** levels``.
+        levels: L, the number of scales.
+        depth: K, the steps per level.
+        hidden_channels: width of the coupling conditioners (:class:`~pyro_flows.nn.ConvResNet`).
+        num_blocks: residual blocks per conditioner.
+        lu: LU-parametrized 1x1 convolutions.
+        additive: additive (volume-preserving) couplings instead of affine.
+        scale: the affine couplings' scale parametrization.
+        context_dim: size of a context vector given to every conditioner.
+
+    Example:
+        >>> import torch, pyro_flows as pf
+        >>> flow = glow((1, 4, 4), levels=2, depth=1, hidden_channels=4)
+        >>> pf.flow_distribution(flow).sample((2,)).shape
+        torch.Size([2, 1, 4, 4])
+
+    References:
+        Kingma & Dhariwal, Glow: Generative Flow with Invertible 1x1 Convolutions, arXiv:1807.03039.
+    """
+    shape = _image_shape(shape, levels, 2 ** levels, "glow")
+    if not isinstance(depth, int) or depth < 1:
+        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    kw = dict(hidden_channels=hidden_channels, num_blocks=num_blocks, context_dim=context_dim)
+    coupling = (lambda s: AdditiveCoupling(s, masks.channels(s), **kw)) if additive else (
+        lambda s: AffineCoupling(s, masks.channels(s), scale=scale, **kw))
+
+    def level(s, remaining):
+        sq = _squeezed(s)
+        steps = []
+        for _ in range(depth):
+            steps += [ActNorm(sq), InvertibleConv1x1(sq, lu=lu), coupling(sq)]
+        if remaining > 1:
+            half = sq[0] // 2
+            steps.append(FactorOut(level((half, *sq[1:]), remaining - 1), half))
+        return Squeeze(_sampling_order(steps))
+
+    return Compose([level(shape, levels)])

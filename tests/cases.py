@@ -111,3 +111,33 @@ _add("iaf", lambda c: pf.iaf(D, num_layers=3, hidden_dims=(12,), context_dim=c, 
      conditional_too=True, scale=0.2)
 _add("maf-batchnorm", lambda c: pf.maf(D, num_layers=2, hidden_dims=(12,), batch_norm=True),
      prepare=_warm_batchnorm, scale=0.2)
+
+# --- images (C, H, W): small enough for float64 autograd Jacobians (32 dims) --------------------------------
+IMG = (2, 4, 4)
+IMG_NET = dict(hidden_channels=4, num_blocks=1)
+
+
+def _init_actnorm(t):
+    """ActNorm's data-dependent initialization on a non-standard batch (so it is not the identity), in the
+    sampling direction: every ActNorm then standardizes what reaches it from the base side, which keeps the
+    float64 Jacobian of a deep stack well conditioned."""
+    bound = t if t.context_dim is None else t.condition(torch.randn(32, t.context_dim))
+    with torch.no_grad():
+        bound(torch.randn(32, *t.event_shape) * 2 + 1)
+    assert all(bool(m.initialized) for m in t.modules() if isinstance(m, pf.ActNorm))
+
+
+_add("ActNorm", lambda c: pf.ActNorm(IMG), prepare=_init_actnorm)
+_add("BatchNorm-image", lambda c: pf.BatchNorm(IMG), prepare=_warm_batchnorm)
+_add("InvertibleConv1x1", lambda c: pf.InvertibleConv1x1(IMG))
+_add("InvertibleConv1x1-plain", lambda c: pf.InvertibleConv1x1(IMG, lu=False))
+_add("AffineCoupling-checkerboard", lambda c: pf.AffineCoupling(
+    IMG, pf.masks.checkerboard(IMG, flip=True), context_dim=c, **IMG_NET), conditional_too=True)
+_add("AffineCoupling-channels-sigmoid", lambda c: pf.AffineCoupling(
+    IMG, pf.masks.channels(IMG), scale="sigmoid", **IMG_NET))
+_add("Squeeze", lambda c: pf.Squeeze(pf.AffineCoupling((8, 2, 2), pf.masks.channels((8, 2, 2)), **IMG_NET)))
+_add("FactorOut", lambda c: pf.FactorOut(pf.AffineCoupling((1, 4, 4), **IMG_NET), 1))
+_add("realnvp_image", lambda c: pf.realnvp_image(IMG, levels=2, batch_norm=True, context_dim=c, **IMG_NET),
+     conditional_too=True, prepare=_warm_batchnorm, scale=0.05)
+_add("glow", lambda c: pf.glow(IMG, levels=2, depth=2, context_dim=c, **IMG_NET), conditional_too=True,
+     prepare=_init_actnorm, scale=0.05)

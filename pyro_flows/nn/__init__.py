@@ -4,7 +4,8 @@ Every conditioner follows one interface, ``forward(x, context=None) -> tuple[Ten
 its last layer, so a freshly built flow is the identity map.
 """
 
+from .conv import ConvResNet
 from .dense import DenseConditioner, Hypernet, broadcast_context
 from .made import MADE, MaskedLinear, sequential_inverse
 
-__all__ = ["DenseConditioner", "Hypernet", "MADE", "MaskedLinear", "broadcast_context", "sequential_inverse"]
+__all__ = ["ConvResNet", "DenseConditioner", "Hypernet", "MADE", "MaskedLinear", "broadcast_context", "sequential_inverse"]

@@ -3,13 +3,15 @@
 from .autoregressive import IAF, MAF, AffineAutoregressive
 from .coupling import AdditiveCoupling, AffineCoupling, Coupling
 from .elementwise import Rescale
-from .normalization import BatchNorm
+from .image import FactorOut, InvertibleConv1x1, Squeeze, depth_to_space, space_to_depth
+from .normalization import ActNorm, BatchNorm
 from .permute import Permute, Reverse
 from .planar import Planar
 from .preprocess import Logit
 from .radial import Radial
 
 __all__ = [
+    "ActNorm", "FactorOut", "InvertibleConv1x1", "Squeeze", "depth_to_space", "space_to_depth",
     "Logit",
     "AdditiveCoupling", "AffineAutoregressive", "AffineCoupling", "IAF", "MAF", "BatchNorm", "Coupling", "Permute", "Planar", "Radial", "Rescale",
     "Reverse",

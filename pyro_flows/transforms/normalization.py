@@ -1,22 +1,62 @@
-"""Batch normalization as a bijector."""
+"""Normalization layers as exact bijectors: batch normalization (RealNVP, MAF) and Glow's ActNorm.
+
+Both work per feature of a vector event ``(D,)`` or per channel of a channel-first event ``(C, H, W)``
+(any ``(C, *spatial)``): one statistic or parameter per channel, shared by its pixels, so the log-det of an
+image is ``H * W`` times the per-channel sum.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from ..base import Flow
-from ..ops import log_scale
+from ..ops import Affine, log_scale
 
-__all__ = ["BatchNorm"]
+__all__ = ["BatchNorm", "ActNorm"]
 
 
-class BatchNorm(Flow):
-    r"""Batch normalization as an exact bijector (RealNVP, MAF).
+def _channel_shape(input_dim) -> tuple:
+    shape = (input_dim,) if isinstance(input_dim, int) else tuple(input_dim)
+    if not shape or not all(isinstance(n, int) and n >= 1 for n in shape):
+        raise ValueError(
+            f"input_dim must be a positive int (vectors) or a channel-first shape such as (C, H, W), "
+            f"got {input_dim!r}"
+        )
+    return shape
+
+
+class _PerChannel(Flow):
+    """Helpers for layers with one statistic/parameter per channel (the first event dim)."""
+
+    def __init__(self, input_dim):
+        shape = _channel_shape(input_dim)
+        super().__init__(event_shape=shape)
+        self.num_channels = shape[0]
+        self._pixels = math.prod(shape[1:])  # entries per channel of one input (1 for vectors)
+
+    def _per_channel(self, v):
+        """A (C,) tensor shaped to broadcast against the event: (C, 1, 1) for images."""
+        return v.reshape(v.shape[0], *([1] * (self.event_dim - 1)))
+
+    def _batch_shape(self, value):
+        return value.shape[: value.dim() - self.event_dim]
+
+    def _channel_stats(self, value):
+        """Mean and (biased) variance per channel over every batch and spatial dim, and their count."""
+        flat = value.movedim(-self.event_dim, -1).reshape(-1, self.num_channels)
+        return flat.mean(0), flat.var(0, unbiased=False), flat.shape[0]
+
+
+class BatchNorm(_PerChannel):
+    r"""Batch normalization as an exact bijector (RealNVP, MAF), for vectors or per channel of images.
 
     Density direction (inverse, data ``y`` to base ``x``): ``x = (y - mean) / sqrt(var + eps) * gamma + beta``;
     sampling direction (forward) is its exact inverse. ``gamma = exp(log_scale(.))`` through the library's
-    one scale parametrization.
+    one scale parametrization. For an image event (C, H, W) the statistics and ``gamma, beta`` are per
+    channel, taken over the batch and the pixels (RealNVP's spatial batch norm).
 
     * eval mode: ``mean, var`` are the running statistics.
     * train mode: the inverse uses the statistics of the batch it is given (over every batch dim, with
@@ -27,7 +67,7 @@ class BatchNorm(Flow):
     Fast direction: both.
 
     Args:
-        input_dim: dimension D.
+        input_dim: dimension D of a vector, or a channel-first shape such as (C, H, W).
         momentum: weight of a new batch in the running statistics.
         eps: added to the variance.
         scale: the scale parametrization of ``gamma``.
@@ -39,6 +79,9 @@ class BatchNorm(Flow):
         >>> x = bn.inv(y)
         >>> bool(x.mean(0).abs().max() < 1e-4), torch.allclose(bn(x.clone()), y, atol=1e-5)
         (True, True)
+        >>> images = BatchNorm((3, 4, 4))
+        >>> images.inv(torch.randn(10, 3, 4, 4) * 2 + 5).mean((0, 2, 3)).abs().max() < 1e-4
+        tensor(True)
 
     References:
         Dinh, Sohl-Dickstein & Bengio, Density estimation using Real NVP, arXiv:1605.08803 (section 3.7).
@@ -46,15 +89,16 @@ class BatchNorm(Flow):
 
     fast = "both"
 
-    def __init__(self, input_dim: int, *, momentum: float = 0.1, eps: float = 1e-5, scale: str = "softclamp"):
-        super().__init__(event_shape=(input_dim,))
+    def __init__(self, input_dim, *, momentum: float = 0.1, eps: float = 1e-5, scale: str = "softclamp"):
+        super().__init__(input_dim)
+        c = self.num_channels
         if not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum}")
         self.momentum, self.eps, self.scale = momentum, eps, scale
-        self.log_gamma = nn.Parameter(torch.zeros(input_dim))
-        self.beta = nn.Parameter(torch.zeros(input_dim))
-        self.register_buffer("running_mean", torch.zeros(input_dim))
-        self.register_buffer("running_var", torch.ones(input_dim))
+        self.log_gamma = nn.Parameter(torch.zeros(c))
+        self.beta = nn.Parameter(torch.zeros(c))
+        self.register_buffer("running_mean", torch.zeros(c))
+        self.register_buffer("running_var", torch.ones(c))
         self._batch_stats = None
 
     def train(self, mode: bool = True):
@@ -71,34 +115,121 @@ class BatchNorm(Flow):
             return self._batch_stats
         return self.running_mean, self.running_var
 
-    def _log_det(self, var, shape):
+    def _log_det(self, var, batch_shape):
         lg = log_scale(self.log_gamma, self.scale)
-        return (0.5 * torch.log(var + self.eps) - lg).sum(-1).expand(shape[:-1]), lg
+        return ((0.5 * torch.log(var + self.eps) - lg).sum(-1) * self._pixels).expand(batch_shape), lg
 
     def forward_and_log_det(self, x, context=None):
         mean, var = self._stats()
-        ld, lg = self._log_det(var, x.shape)
-        return (x - self.beta) * torch.exp(-lg) * torch.sqrt(var + self.eps) + mean, ld
+        ld, lg = self._log_det(var, self._batch_shape(x))
+        c = self._per_channel
+        return (x - c(self.beta)) * c(torch.exp(-lg)) * c(torch.sqrt(var + self.eps)) + c(mean), ld
 
     def inverse_and_log_det(self, y, context=None):
         if self.training:
-            flat = y.reshape(-1, y.shape[-1])
-            if flat.shape[0] < 2:
+            mean, var, count = self._channel_stats(y)
+            if count < 2:
                 raise ValueError(
-                    "BatchNorm in training mode needs a batch of at least 2 inputs to estimate its statistics; "
-                    "call .eval() to use the running statistics"
+                    "BatchNorm in training mode needs at least 2 values per channel (a batch of at least 2 "
+                    "inputs) to estimate its statistics; call .eval() to use the running statistics"
                 )
-            mean, var = flat.mean(0), flat.var(0, unbiased=False)
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(var.detach(), self.momentum)
             self._batch_stats = (mean.detach(), var.detach())
         else:
             mean, var = self.running_mean, self.running_var
-        ld, lg = self._log_det(var, y.shape)
-        return (y - mean) / torch.sqrt(var + self.eps) * torch.exp(lg) + self.beta, ld
+        ld, lg = self._log_det(var, self._batch_shape(y))
+        c = self._per_channel
+        return (y - c(mean)) / c(torch.sqrt(var + self.eps)) * c(torch.exp(lg)) + c(self.beta), ld
 
     def __getstate__(self):
         state = super().__getstate__()
         state["_batch_stats"] = None
         return state
+
+
+class ActNorm(_PerChannel):
+    r"""Glow's activation normalization: ``y = x * exp(log_scale) + loc`` per channel, data-initialized.
+
+    The first call, in either direction, on an input with a batch dim initializes ``loc`` and ``log_scale``
+    (under ``no_grad``) so that this call's OUTPUT has zero mean and unit variance per channel over the
+    batch and pixels: in density estimation the first data batch, fed through the inverse, comes out
+    standardized; a first sampling call standardizes the samples it produces. The fact is recorded in the
+    bool buffer ``initialized``, so it survives ``state_dict``/``load_state_dict``, ``torch.save`` and
+    ``deepcopy``, and never happens again (nor after loading a trained state, nor in later SVI steps).
+    Unbatched inputs do not initialize. Persist a trained ActNorm with ``state_dict`` (Pyro's param store
+    holds parameters only, not the ``initialized`` buffer). The affine map is :class:`~pyro_flows.ops.Affine`
+    with the ``"exp"`` parametrization; log-det ``= H * W * sum(log_scale)``.
+
+    Fast direction: both.
+
+    Args:
+        input_dim: dimension D of a vector, or a channel-first shape such as (C, H, W).
+
+    Example:
+        >>> import torch
+        >>> an = ActNorm((3, 4, 4))
+        >>> x = an.inv(torch.randn(16, 3, 4, 4) * 5 + 2)  # first batch: comes out standardized
+        >>> bool(an.initialized), bool(x.mean((0, 2, 3)).abs().max() < 1e-4)
+        (True, True)
+
+    References:
+        Kingma & Dhariwal, Glow: Generative Flow with Invertible 1x1 Convolutions, arXiv:1807.03039
+        (section 3.1).
+    """
+
+    fast = "both"
+
+    def __init__(self, input_dim):
+        super().__init__(input_dim)
+        c = self.num_channels
+        self.op = Affine("exp")
+        self.loc = nn.Parameter(torch.zeros(c))
+        self.log_scale = nn.Parameter(torch.zeros(c))
+        self.register_buffer("initialized", torch.tensor(False))
+        self._initialized = False  # mirrors the buffer, so a call needs no device sync to read it
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._initialized = bool(self.initialized)
+
+    @torch.no_grad()
+    def _initialize(self, value, *, forward: bool):
+        """Sets the parameters so that this call's output is standardized per channel."""
+        if value.dim() == self.event_dim:  # no batch to take statistics over
+            return
+        mean, var, count = self._channel_stats(value.detach())
+        if count < 2:
+            return
+        std = var.sqrt() + 1e-6
+        if forward:  # y = x * exp(s) + loc standardized: s = -log std, loc = -mean / std
+            self.log_scale.copy_(-std.log())
+            self.loc.copy_(-mean / std)
+        else:  # x = (y - loc) * exp(-s) standardized: s = log std, loc = mean
+            self.log_scale.copy_(std.log())
+            self.loc.copy_(mean)
+        self.initialized.fill_(True)
+        self._initialized = True
+
+    def _params(self):
+        c = self._per_channel
+        return c(self.loc), c(self.log_scale)
+
+    def _log_det(self, s, value):
+        return (s.sum() * self._pixels).expand(self._batch_shape(value))
+
+    def forward_and_log_det(self, x, context=None):
+        if not self._initialized:
+            self._initialize(x, forward=True)
+        y, s = self.op.forward(x, self._params())
+        return y, self._log_det(s, x)
+
+    def inverse_and_log_det(self, y, context=None):
+        if not self._initialized:
+            self._initialize(y, forward=False)
+        x, s = self.op.inverse(y, self._params())
+        return x, self._log_det(s, y)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", initialized={self._initialized}"
