@@ -45,13 +45,14 @@ HERE = Path(__file__).resolve().parent
 # Full settings per model; --quick shrinks them (see QUICK).
 MODELS = {
     "maf": dict(lam=1e-6, batch_size=100, lr=1e-4, kwargs=dict(num_layers=5, hidden_dims=(1024,), batch_norm=True)),
-    "realnvp": dict(lam=0.05, batch_size=64, lr=1e-3, kwargs=dict()),
-    "glow": dict(lam=0.05, batch_size=64, lr=1e-3, kwargs=dict()),
+    "realnvp": dict(lam=0.05, batch_size=64, lr=1e-3, kwargs=dict(levels=2, hidden_channels=64, num_blocks=4)),
+    # 28 = 4 x 7: two squeezes at most, so Glow runs 2 levels on MNIST (the paper pads to 32 for 3)
+    "glow": dict(lam=0.05, batch_size=64, lr=1e-3, kwargs=dict(levels=2, depth=16, hidden_channels=256)),
 }
 QUICK = {
     "maf": dict(num_layers=2, hidden_dims=(32,), batch_norm=True),
-    "realnvp": dict(),
-    "glow": dict(),
+    "realnvp": dict(levels=2, hidden_channels=4, num_blocks=1),
+    "glow": dict(levels=2, depth=1, hidden_channels=4),
 }
 
 

@@ -24,7 +24,7 @@ def mnist_path():
     return str(pf.data.data_dir())
 
 
-@pytest.mark.parametrize("model", ["maf"])
+@pytest.mark.parametrize("model", ["maf", "realnvp", "glow"])
 def test_train_mnist_quick_writes_metrics_and_plots(model, mnist_path, tmp_path):
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--model", model, "--quick", "--data", mnist_path, "--out", str(tmp_path),
