@@ -38,7 +38,7 @@ from pyro.distributions.conditional import ConditionalTransform, ConditionalTran
 from pyro.distributions.torch_transform import ComposeTransformModule, TransformModule
 from torch.distributions import constraints
 
-__all__ = ["Flow", "Inverse", "Compose", "flow_distribution", "check_input", "sum_rightmost"]
+__all__ = ["Flow", "Inverse", "Compose", "flow_distribution", "as_event_shape", "check_input", "sum_rightmost"]
 
 Tensor = torch.Tensor
 
@@ -46,6 +46,23 @@ Tensor = torch.Tensor
 def sum_rightmost(value: Tensor, dims: int) -> Tensor:
     """Sums the rightmost ``dims`` dimensions of ``value`` (none when ``dims`` is 0)."""
     return value.sum(tuple(range(-dims, 0))) if dims > 0 else value
+
+
+def as_event_shape(input_dim, *, name: str = "input_dim") -> tuple:
+    """``(D,)`` for an int D, the tuple itself for a shape such as ``(C, H, W)``; raises ``ValueError`` unless
+    every size is a positive int.
+
+    Example:
+        >>> as_event_shape(3), as_event_shape((1, 28, 28))
+        ((3,), (1, 28, 28))
+    """
+    shape = (input_dim,) if isinstance(input_dim, int) else tuple(input_dim)
+    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+        raise ValueError(
+            f"{name} must be a positive int (vectors) or a shape of positive ints such as (C, H, W), "
+            f"got {input_dim!r}"
+        )
+    return shape
 
 
 def check_input(value, event_shape: Sequence[int], *, what: str, owner: str) -> None:

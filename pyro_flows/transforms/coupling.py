@@ -14,19 +14,11 @@ import torch
 from torch import nn
 
 from .. import masks
-from ..base import Flow
+from ..base import Flow, as_event_shape
 from ..nn import ConvResNet, DenseConditioner
 from ..ops import Additive, Affine
 
 __all__ = ["Coupling", "AffineCoupling", "AdditiveCoupling"]
-
-
-def _event_shape(input_dim) -> tuple:
-    """``(D,)`` for an int, the tuple itself for a shape such as ``(C, H, W)``."""
-    shape = (input_dim,) if isinstance(input_dim, int) else tuple(input_dim)
-    if not shape or not all(isinstance(n, int) and n >= 1 for n in shape):
-        raise ValueError(f"input_dim must be a positive int or a shape of positive ints, got {input_dim!r}")
-    return shape
 
 
 class Coupling(Flow):
@@ -84,7 +76,7 @@ class Coupling(Flow):
         num_blocks: Optional[int] = None,
         context_dim: Optional[int] = None,
     ):
-        shape = _event_shape(input_dim)
+        shape = as_event_shape(input_dim)
         super().__init__(event_shape=shape, context_dim=context_dim)
         self.op = op
         self._spatial = len(shape) > 1

@@ -23,21 +23,11 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..base import Flow
+from ..base import Flow, as_event_shape
 
 __all__ = ["InvertibleConv1x1", "Squeeze", "FactorOut", "space_to_depth", "depth_to_space"]
 
 Tensor = torch.Tensor
-
-
-def _channel_first_shape(input_dim) -> tuple:
-    shape = (input_dim,) if isinstance(input_dim, int) else tuple(input_dim)
-    if not shape or not all(isinstance(n, int) and n >= 1 for n in shape):
-        raise ValueError(
-            f"input_dim must be a positive int (vectors) or a channel-first shape such as (C, H, W), "
-            f"got {input_dim!r}"
-        )
-    return shape
 
 
 def space_to_depth(x: Tensor) -> Tensor:
@@ -226,7 +216,7 @@ class InvertibleConv1x1(Flow):
     fast = "both"
 
     def __init__(self, input_dim, *, lu: bool = True, weight: Optional[Tensor] = None):
-        shape = _channel_first_shape(input_dim)
+        shape = as_event_shape(input_dim)
         super().__init__(event_shape=shape)
         c = shape[0]
         self._pixels = math.prod(shape[1:])

@@ -12,27 +12,17 @@ import math
 import torch
 from torch import nn
 
-from ..base import Flow
+from ..base import Flow, as_event_shape
 from ..ops import Affine, log_scale
 
 __all__ = ["BatchNorm", "ActNorm"]
-
-
-def _channel_shape(input_dim) -> tuple:
-    shape = (input_dim,) if isinstance(input_dim, int) else tuple(input_dim)
-    if not shape or not all(isinstance(n, int) and n >= 1 for n in shape):
-        raise ValueError(
-            f"input_dim must be a positive int (vectors) or a channel-first shape such as (C, H, W), "
-            f"got {input_dim!r}"
-        )
-    return shape
 
 
 class _PerChannel(Flow):
     """Helpers for layers with one statistic/parameter per channel (the first event dim)."""
 
     def __init__(self, input_dim):
-        shape = _channel_shape(input_dim)
+        shape = as_event_shape(input_dim)
         super().__init__(event_shape=shape)
         self.num_channels = shape[0]
         self._pixels = math.prod(shape[1:])  # entries per channel of one input (1 for vectors)

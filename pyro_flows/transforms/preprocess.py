@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import constraints
 
-from ..base import Flow
+from ..base import Flow, as_event_shape
 
 __all__ = ["Logit"]
 
@@ -49,7 +49,7 @@ class Logit(Flow):
     fast = "both"
 
     def __init__(self, event_shape: Union[int, Sequence[int]], *, lam: float = 1e-6):
-        shape = (event_shape,) if isinstance(event_shape, int) else tuple(event_shape)
+        shape = as_event_shape(event_shape, name="event_shape")
         if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not 0 <= lam < 0.5:
             raise ValueError(f"lam must be a number in [0, 0.5), got {lam!r}")
         super().__init__(event_shape=shape)
