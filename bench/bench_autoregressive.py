@@ -19,10 +19,11 @@ runs ``TransformedDistribution(base, [t.inv for t in layers])``, i.e. Pyro's ``_
 per layer, its slow direction; the script counts them). The function class is checked equal by copying
 Pyro's weights and masks into ``pf.maf(..., scale="exp")`` and comparing samples and log-densities.
 
-Timer (as ``bench_foundation.py``): warm-up calls, then repeats interleaving the timed callables (A B C,
-C B A, ...), garbage collector off, process CPU time (wall-clock alongside), medians and IQRs; every
-``log_prob`` gets a fresh tensor (``x.clone()``) because both libraries cache the last (x, y) by tensor
-identity. Pyro's D=784 sampling takes tens of seconds per call, so it is timed only a few times.
+Timer (``bench/common.py``'s ``Timer``, as in ``bench_foundation.py``): warm-up calls, then repeats
+interleaving the timed callables (A B C, C B A, ...), garbage collector off, process CPU time (wall-clock
+alongside), medians and IQRs; every ``log_prob`` gets a fresh tensor (``x.clone()``) because both libraries
+cache the last (x, y) by tensor identity. Pyro's D=784 sampling takes tens of seconds per call, so it is
+timed only a few times.
 
 Issue 3 item 4 (MNIST MAF(5) on a GPU) is not implemented here yet: ``--mnist PATH`` is accepted and
 recorded as not run. ``--device cuda`` runs sections 1-3 on the GPU (wall clock with synchronisation).
@@ -36,32 +37,22 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import copy
-import datetime
-import gc
 import json
 import math
 import os
-import platform
-import shlex
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import pyro
 import pyro.distributions as dist
-import sklearn
 import torch
 from pyro.distributions.transforms import AffineAutoregressive as PyroAffineAutoregressive
 from pyro.nn import AutoRegressiveNN
-from sklearn.datasets import make_moons
 
 import pyro_flows as pf
-
-HERE = Path(__file__).resolve().parent
+from common import (LIBS, Timer, bench_parser, correlated_gaussian, count_params, environment, environment_line,
+                    log_prob_op, moons_nll, moons_table, run_sections, sample_op, standard_normal, train_pair,
+                    train_step_op, write_results)
 
 SETTINGS = {
     "full": dict(
@@ -101,63 +92,6 @@ SETTINGS = {
 
 SLOW_TARGET = 5.0  # pyro_flows: time(sample) / time(log_prob) <= 5
 FAST_TARGET, FAST_AIM = 1.0, 1.3  # Pyro time / pyro_flows time
-
-
-# ----------------------------------------------------------------------------------------------- environment
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_state() -> dict:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
-
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def environment(args, device: torch.device) -> dict:
-    env = {
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "cwd": os.getcwd(),
-        "torch": torch.__version__,
-        "pyro": pyro.__version__,
-        "pyro_flows": pf.__version__,
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "torch_num_interop_threads": torch.get_num_interop_threads(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()),
-        "platform": platform.platform(),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git": git_state(),
-        "mode": "quick" if args.quick else "full",
-        "dtype": str(torch.get_default_dtype()),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
-
-
-def count_params(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def standard_normal(dim: int, device):
-    return dist.Normal(torch.zeros(dim, device=device), torch.ones(dim, device=device)).to_event(1)
 
 
 # ------------------------------------------------------------------------------------------------------ models
@@ -254,83 +188,6 @@ class CallCounter:
             h.remove()
 
 
-# ------------------------------------------------------------------------------------------------------- timer
-def _quantiles(xs):
-    q1, med, q3 = np.percentile(xs, [25, 50, 75])
-    return float(q1), float(med), float(q3)
-
-
-def _stats(xs) -> dict:
-    q1, med, q3 = _quantiles(xs)
-    return {"median_ms": med * 1e3, "q1_ms": q1 * 1e3, "q3_ms": q3 * 1e3, "iqr_ms": (q3 - q1) * 1e3,
-            "n": len(xs)}
-
-
-class Timer:
-    """Interleaved timing of several callables (same method as ``bench_foundation.py``).
-
-    After ``warmup`` calls each, round ``r`` calls every callable whose ``repeats`` are not used up, in the
-    given order on even rounds and reversed on odd ones, so drift spreads over all of them. A callable faster
-    than ``min_time_s`` is called ``number`` times per sample (its own ``number``). Each sample records the
-    process CPU time and the wall-clock time. On a GPU the device is synchronised inside every sample and
-    the wall clock is the primary one.
-    """
-
-    def __init__(self, device):
-        self.device = device
-        self.primary = "wall" if device.type == "cuda" else "cpu"
-
-    def sync(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def run(self, fns: dict, *, warmup, repeats, min_time_s: float) -> dict:
-        names = list(fns)
-        warmup = warmup if isinstance(warmup, dict) else {n: warmup for n in names}
-        repeats = repeats if isinstance(repeats, dict) else {n: repeats for n in names}
-        for n in names:
-            for _ in range(warmup.get(n, 0)):
-                fns[n]()
-        self.sync()
-        number = {}
-        for n in names:
-            if repeats[n] <= 3:  # a slow callable timed only a few times: no calibration call
-                number[n] = 1
-                continue
-            t0 = time.perf_counter()
-            fns[n]()
-            self.sync()
-            number[n] = max(1, math.ceil(min_time_s / max(time.perf_counter() - t0, 1e-9)))
-        samples = {c: {n: [] for n in names} for c in ("cpu", "wall")}
-        cpu, wall = time.process_time, time.perf_counter
-        gc.collect()
-        gc_was = gc.isenabled()
-        gc.disable()
-        try:
-            for r in range(max(repeats.values())):
-                for n in (names if r % 2 == 0 else names[::-1]):
-                    if r >= repeats[n]:
-                        continue
-                    fn, k = fns[n], number[n]
-                    c0, w0 = cpu(), wall()
-                    for _ in range(k):
-                        fn()
-                    self.sync()
-                    w1, c1 = wall(), cpu()
-                    samples["wall"][n].append((w1 - w0) / k)
-                    samples["cpu"][n].append((c1 - c0) / k)
-        finally:
-            if gc_was:
-                gc.enable()
-        out = {"clock": self.primary, "calls_per_sample": number, "warmup": warmup}
-        for n in names:
-            out[n] = {**_stats(samples[self.primary][n]),
-                      "wall_median_ms": _stats(samples["wall"][n])["median_ms"],
-                      "cpu_median_ms": _stats(samples["cpu"][n])["median_ms"]}
-        out["samples_ms"] = {n: [x * 1e3 for x in samples[self.primary][n]] for n in names}
-        return out
-
-
 # ------------------------------------------------------------------------------------- 0. same function class
 def architecture_check(cfg, num_layers: int, device) -> dict:
     """Pyro's weights and masks copied into ``pf.maf``/``pf.iaf`` with ``scale="exp"``: same samples from the
@@ -406,26 +263,15 @@ def bench_slow(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
     torch.manual_seed(seed + 1)
     x = dists["pyro_flows"].sample(torch.Size([b])).detach()  # data the flow puts mass on
 
-    def log_prob(n):
-        def fn():
-            with torch.no_grad():
-                return dists[n].log_prob(x.clone())
-        return fn
-
-    def sample(n):
-        def fn():
-            with torch.no_grad():
-                return dists[n].sample(torch.Size([b]))
-        return fn
+    pf_sample = sample_op(dists["pyro_flows"], b)
 
     def sample_after_change():
         touch_parameters(flow)  # as after an optimizer step: pf rebuilds its masked weights and plan
-        with torch.no_grad():
-            return dists["pyro_flows"].sample(torch.Size([b]))
+        return pf_sample()
 
-    fns = {"pyro_flows.log_prob": log_prob("pyro_flows"), "pyro_flows.sample": sample("pyro_flows"),
+    fns = {"pyro_flows.log_prob": log_prob_op(dists["pyro_flows"], x), "pyro_flows.sample": pf_sample,
            "pyro_flows.sample_after_param_change": sample_after_change,
-           "pyro.log_prob": log_prob("pyro"), "pyro.sample": sample("pyro")}
+           "pyro.log_prob": log_prob_op(dists["pyro"], x), "pyro.sample": sample_op(dists["pyro"], b)}
     quick_n = max(3, cfg["repeats"] // 3)
     repeats = {n: cfg["repeats"] for n in fns}
     repeats["pyro_flows.sample_after_param_change"] = quick_n
@@ -457,11 +303,7 @@ def bench_slow(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
 # --------------------------------------------------------------------------------------- 2. fast direction
 def bench_fast(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) -> dict:
     d, h, b = arch["input_dim"], arch["hidden"], arch["batch"]
-    torch.manual_seed(seed)
-    mix = torch.randn(d, d) / math.sqrt(d)
-    data = torch.randn(8 * b, d) @ mix + torch.randn(d)
-    data = ((data - data.mean(0)) / data.std(0)).to(device)
-    batches = list(data.split(b))
+    data, batches = correlated_gaussian(d, b, seed, device=device)
     x_eval = batches[0]
 
     maf_pyro, maf_pf = make_pair("maf", d, num_layers, h, seed, device, copy_weights=True)
@@ -473,24 +315,6 @@ def bench_fast(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
     iaf_opt = {"pyro": torch.optim.Adam(iaf_pyro.parameters(), lr=1e-4),
                "pyro_flows": torch.optim.Adam(iaf_pf.parameters(), lr=1e-4)}
     target = standard_normal(d, device)  # the "model" of the SVI step
-    step_i = {"pyro": 0, "pyro_flows": 0}
-
-    def log_prob_nograd(n):
-        def fn():
-            with torch.no_grad():
-                return mafs[n].log_prob(x_eval.clone())
-        return fn
-
-    def train_step(n):
-        def fn():
-            x = batches[step_i[n] % len(batches)].clone()
-            step_i[n] += 1
-            maf_opt[n].zero_grad(set_to_none=True)
-            loss = -mafs[n].log_prob(x).mean()
-            loss.backward()
-            maf_opt[n].step()
-            return loss
-        return fn
 
     def iaf_rsample_log_prob(n):
         def fn():
@@ -508,25 +332,15 @@ def bench_fast(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
             return loss
         return fn
 
-    def iaf_sample_nograd(n):
-        def fn():
-            with torch.no_grad():
-                return iafs[n].sample(torch.Size([b]))
-        return fn
-
-    ops = (("maf_log_prob_nograd", log_prob_nograd), ("maf_train_step", train_step),
+    ops = (("maf_log_prob_nograd", lambda n: log_prob_op(mafs[n], x_eval)),
+           ("maf_train_step", lambda n: train_step_op(mafs[n], maf_opt[n], batches)),
            ("iaf_rsample_log_prob", iaf_rsample_log_prob), ("iaf_svi_step", iaf_svi_step),
-           ("iaf_sample_nograd", iaf_sample_nograd))
+           ("iaf_sample_nograd", lambda n: sample_op(iafs[n], b)))
     results = {}
     for name, make in ops:
-        t = timer.run({n: make(n) for n in ("pyro", "pyro_flows")}, warmup=cfg["warmup"],
-                      repeats=cfg["repeats"], min_time_s=cfg["min_time_s"])
-        paired = [a / c for a, c in zip(t["samples_ms"]["pyro"], t["samples_ms"]["pyro_flows"])]
-        pq1, _, pq3 = _quantiles(paired)
-        ratio = t["pyro"]["median_ms"] / t["pyro_flows"]["median_ms"]
-        results[name] = {**t, "ratio": ratio, "paired_ratio_q1": pq1, "paired_ratio_q3": pq3,
-                         "wall_ratio": t["pyro"]["wall_median_ms"] / t["pyro_flows"]["wall_median_ms"],
-                         "met": bool(ratio >= FAST_TARGET), "aim_met": bool(ratio >= FAST_AIM)}
+        t = timer.run({n: make(n) for n in LIBS}, warmup=cfg["warmup"], repeats=cfg["repeats"],
+                      min_time_s=cfg["min_time_s"], pair=LIBS)
+        results[name] = {**t, "met": bool(t["ratio"] >= FAST_TARGET), "aim_met": bool(t["ratio"] >= FAST_AIM)}
     with torch.no_grad():
         finite = {n: bool(torch.isfinite(mafs[n].log_prob(data)).all()) for n in mafs}
     return {
@@ -542,67 +356,18 @@ def bench_fast(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
 
 
 # ----------------------------------------------------------------------------------------------- 3. quality
-def train_pair(dists: dict, params: dict, train, steps, batch, lr, seed, evaluate=None, eval_every=None):
-    """Trains both distributions on the same minibatches, one step each in turn; ``evaluate(step)`` is called
-    every ``eval_every`` steps (and at the end)."""
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randint(len(train), (steps, batch), generator=g)
-    opts = {n: torch.optim.Adam(params[n], lr=lr) for n in dists}
-    names = list(dists)
-    for s in range(steps):
-        x = train[order[s].to(train.device)]
-        for n in (names if s % 2 == 0 else names[::-1]):
-            opts[n].zero_grad(set_to_none=True)
-            loss = -dists[n].log_prob(x).mean()
-            loss.backward()
-            opts[n].step()
-        if evaluate is not None and ((s + 1) % eval_every == 0 or s + 1 == steps):
-            evaluate(s + 1)
-
-
-def moons(n_train: int, n_test: int, seed: int, device):
-    x, _ = make_moons(n_samples=n_train + n_test, noise=0.1, random_state=seed)
-    x = torch.as_tensor(x, dtype=torch.get_default_dtype())
-    train, test = x[:n_train], x[n_train:]
-    mu, sd = train.mean(0), train.std(0)
-    return ((train - mu) / sd).to(device), ((test - mu) / sd).to(device)
-
-
 def bench_moons(cfg, device) -> dict:
     k, h = cfg["num_layers"], cfg["hidden"]
-    per_seed, counts = [], None
-    for seed in cfg["seeds"]:
-        train, test = moons(cfg["n_train"], cfg["n_test"], seed, device)
+
+    def make(seed):
         pyro_model, flow = make_pair("maf", 2, k, h, seed, device, copy_weights=False)
-        counts = {"pyro": count_params(pyro_model), "pyro_flows": count_params(flow)}
-        dists = distributions("maf", pyro_model, flow, 2, device)
-        params = {"pyro": list(pyro_model.parameters()), "pyro_flows": list(flow.parameters())}
-        t0 = time.perf_counter()
-        train_pair(dists, params, train, cfg["steps"], cfg["batch"], cfg["lr"], seed)
-        row = {"seed": seed, "train_wall_s": time.perf_counter() - t0}
-        with torch.no_grad():
-            for n, dd in dists.items():
-                row[f"{n}_test_nll"] = -dd.log_prob(test).mean().item()
-                row[f"{n}_train_nll"] = -dd.log_prob(train).mean().item()
-        per_seed.append(row)
-    mean = {n: float(np.mean([r[f"{n}_test_nll"] for r in per_seed])) for n in ("pyro", "pyro_flows")}
-    std = {n: float(np.std([r[f"{n}_test_nll"] for r in per_seed])) for n in ("pyro", "pyro_flows")}
-    return {
-        "config": {"data": "make_moons(noise=0.1), standardized with train mean/std", "n_train": cfg["n_train"],
-                   "n_test": cfg["n_test"], "num_layers": k, "hidden_dims": [h, h], "steps": cfg["steps"],
-                   "batch": cfg["batch"], "optimizer": f"Adam(lr={cfg['lr']})", "seeds": list(cfg["seeds"]),
-                   "same_minibatches": True,
-                   "init": "each library's own init after the same torch.manual_seed(seed) (pf: zero last "
-                           "layer, identity flow; Pyro: torch's default init)"},
-        "param_counts": counts,
-        "param_counts_equal": counts["pyro"] == counts["pyro_flows"],
-        "per_seed": per_seed,
-        "test_nll_mean": mean,
-        "test_nll_std": std,
-        "reference": "issue 3: Pyro's built-in reaches about 1.87 nats/point held-out NLL (log-lik -1.87)",
-        "target": "pyro_flows mean test NLL <= Pyro's",
-        "met": bool(mean["pyro_flows"] <= mean["pyro"]),
-    }
+        return {"pyro": pyro_model, "pyro_flows": flow}, distributions("maf", pyro_model, flow, 2, device)
+
+    out, _ = moons_nll(cfg, make, (h, h), device)
+    out["config"]["init"] = ("each library's own init after the same torch.manual_seed(seed) (pf: zero last "
+                             "layer, identity flow; Pyro: torch's default init)")
+    out["reference"] = "issue 3: Pyro's built-in reaches about 1.87 nats/point held-out NLL (log-lik -1.87)"
+    return out
 
 
 def logit_transform(x: torch.Tensor, lam: float):
@@ -649,7 +414,8 @@ def bench_digits(cfg, device) -> dict:
             curve.append(point)
 
         t0 = time.perf_counter()
-        train_pair(dists, params, tr, cfg["steps"], cfg["batch"], cfg["lr"], seed, evaluate, cfg["eval_every"])
+        train_pair(dists, params, tr, cfg["steps"], cfg["batch"], cfg["lr"], seed, evaluate=evaluate,
+                   eval_every=cfg["eval_every"])
         row = {"seed": seed, "train_wall_s": time.perf_counter() - t0}
         for n in models:
             final = nll(n, te, "te")
@@ -707,11 +473,7 @@ def markdown(res: dict) -> str:
     lines = [
         f"# Autoregressive benchmark: pyro_flows MAF/IAF vs Pyro's AffineAutoregressive ({env['device']})",
         "",
-        f"`{env['command']}` — {env['date_utc']}, torch {env['torch']}, pyro {env['pyro']}, "
-        f"{env['torch_num_threads']} thread(s), {env['cpu_model']} ({env['cpu_count']} cores), mode {env['mode']}, "
-        f"wall {res['wall_time_s']:.0f} s, load average {env['load_average_at_start'][0]:.1f} at start / "
-        f"{env['load_average_at_end'][0]:.1f} at end, git {str(env['git']['commit'])[:10]}"
-        f"{' (dirty)' if env['git']['dirty'] else ''}.",
+        environment_line(env, res["wall_time_s"], with_git=True),
         "",
         f"Same function class (Pyro's weights and masks in pf with `scale=\"exp\"`, {_arch_label(ck['config'])}): "
         f"MAF samples differ by {ck['maf']['sample_max_abs_diff']:.1e} and log_prob by "
@@ -781,14 +543,7 @@ def markdown(res: dict) -> str:
         f"Parameters: Pyro {mo['param_counts']['pyro']:,}, pyro_flows {mo['param_counts']['pyro_flows']:,}. "
         "Held-out NLL in nats/point (standardized space; lower is better).",
         "",
-        "| seed | Pyro test NLL | pyro_flows test NLL |",
-        "|---|---|---|",
-    ]
-    for r in mo["per_seed"]:
-        lines.append(f"| {r['seed']} | {r['pyro_test_nll']:.4f} | {r['pyro_flows_test_nll']:.4f} |")
-    m, s = mo["test_nll_mean"], mo["test_nll_std"]
-    lines += [
-        f"| mean ± std | {m['pyro']:.4f} ± {s['pyro']:.4f} | {m['pyro_flows']:.4f} ± {s['pyro_flows']:.4f} |",
+        *moons_table(mo),
         "",
         f"Target (pyro_flows <= Pyro; issue's reference for Pyro ≈ 1.87): {'met' if mo['met'] else 'NOT met'}.",
         "",
@@ -833,15 +588,11 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="tiny settings, for a smoke test (< 1 min)")
-    p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and markdown results")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch.set_num_threads (default 1: see bench/README.md, 'Threads')")
+    p = bench_parser(__doc__.splitlines()[0], quick_help="tiny settings, for a smoke test (< 1 min)",
+                     name_help="results file stem (default autoregressive_<device>[_quick])")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--mnist", type=Path, default=None,
                    help="path of mnist.npz for issue 3 item 4 (MAF(5) on MNIST, GPU): accepted, not yet run")
-    p.add_argument("--name", default=None, help="results file stem (default autoregressive_<device>[_quick])")
     p.add_argument("--sections", default="check,slow,fast,moons,digits",
                    help="comma-separated subset of check,slow,fast,moons,digits (for profiling; the recorded "
                         "run uses all)")
@@ -856,7 +607,7 @@ def main(argv=None) -> dict:
     s = SETTINGS["quick" if args.quick else "full"]
     wanted = set(args.sections.split(","))
     timer = Timer(device)
-    res = {"environment": environment(args, device), "settings": s, "section_wall_s": {}}
+    res = {"environment": environment(quick=args.quick, device=device), "settings": s, "section_wall_s": {}}
     k = s["num_layers"]
     sections = [
         ("architecture_check", "check", lambda: architecture_check(s["check"], k, device)),
@@ -866,13 +617,8 @@ def main(argv=None) -> dict:
         ("moons_nll", "moons", lambda: bench_moons(s["moons"], device)),
         ("digits_nll", "digits", lambda: bench_digits(s["digits"], device)),
     ]
-    sections = [x for x in sections if x[1] in wanted]
-    for i, (key, _, run) in enumerate(sections, 1):
-        print(f"[{i}/{len(sections)}] {key} ...", flush=True)
-        t = time.perf_counter()
-        res[key] = run()
-        res["section_wall_s"][key] = time.perf_counter() - t
-        print(f"    {res['section_wall_s'][key]:.1f} s", flush=True)
+    sections = [(key, run) for key, name, run in sections if name in wanted]
+    run_sections(res, sections)
     res["mnist"] = {
         "run": False, "path": str(args.mnist) if args.mnist else None,
         "note": "Not run: issue 3 item 4 (MAF(5) on MNIST, uniform dequantization, logit transform with "
@@ -901,15 +647,10 @@ def main(argv=None) -> dict:
                                       and summary["digits_met"])
     res["summary"] = summary
     stem = args.name or f"autoregressive_{device.type}" + ("_quick" if args.quick else "")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
-    if len(sections) == 5:
-        md = markdown(res)
-        (args.out / f"{stem}.md").write_text(md)
-        print(md)
-    else:
+    path = write_results(args.out, stem, res, markdown(res) if len(sections) == 5 else None)
+    if len(sections) < 5:
         print(json.dumps(summary, indent=2))
-    print(f"wrote {args.out / (stem + '.json')} ({res['wall_time_s']:.1f} s)")
+    print(f"wrote {path} ({res['wall_time_s']:.1f} s)")
     return res
 
 

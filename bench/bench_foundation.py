@@ -8,9 +8,9 @@ One process, one run, same data, seeds and thread count for both libraries:
    Pyro's model is ``affine_coupling(D, hidden_dims=[256, 256])`` x 8 with a half-swapping ``Permute``
    between consecutive couplings, which is the same function class as ``pf.realnvp`` (checked by copying
    Pyro's weights into a ``pf.realnvp(..., scale="exp")`` and comparing ``log_prob``).
-   Timer: warm-up calls, then many repeats interleaving the libraries (A B, B A, A B, ...) to cancel drift;
-   each library's median and IQR of process CPU time (wall-clock alongside); ratio = Pyro's median /
-   pyro_flows' median (>= 1: pyro_flows not slower).
+   Timer (``bench/common.py``'s ``Timer``): warm-up calls, then many repeats interleaving the libraries (A B,
+   B A, A B, ...) to cancel drift; each library's median and IQR of process CPU time (wall-clock alongside);
+   ratio = Pyro's median / pyro_flows' median (>= 1: pyro_flows not slower).
 2. Planar held-out ``log_prob``: ``pf.planar(2, num_layers=8)`` fitted briefly on two moons scores held-out
    points and inverts them (round-trip error reported), while Pyro's ``planar`` chain raises.
 3. Held-out NLL on two moons after a fixed budget (same architecture, steps, batches, seeds).
@@ -24,31 +24,18 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import gc
-import json
-import math
 import os
-import platform
-import shlex
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
-import pyro
 import pyro.distributions as dist
-import sklearn
 import torch
 from pyro.distributions.transforms import Permute, affine_coupling
 from pyro.distributions.transforms import planar as pyro_planar
-from sklearn.datasets import make_moons
 
 import pyro_flows as pf
-
-HERE = Path(__file__).resolve().parent
+from common import (LIBS, PRIMARY_CLOCK, Timer, bench_parser, correlated_gaussian, count_params,
+                    environment, environment_line, log_prob_op, moons, moons_nll, moons_table, nll_step,
+                    quantiles, run_sections, sample_op, standard_normal, train_step_op, write_results)
 
 SETTINGS = {
     "full": dict(
@@ -68,59 +55,6 @@ SETTINGS = {
 }
 
 ROUND_TRIP_TOL = 1e-5
-
-
-# ----------------------------------------------------------------------------------------------- environment
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_state() -> dict:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
-
-    try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def environment(args) -> dict:
-    return {
-        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "cwd": os.getcwd(),
-        "torch": torch.__version__,
-        "pyro": pyro.__version__,
-        "pyro_flows": pf.__version__,
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "torch_num_interop_threads": torch.get_num_interop_threads(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()),
-        "platform": platform.platform(),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git": git_state(),
-        "mode": "quick" if args.quick else "full",
-        "dtype": str(torch.get_default_dtype()),
-    }
-
-
-def count_params(module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def standard_normal(dim: int):
-    return dist.Normal(torch.zeros(dim), torch.ones(dim)).to_event(1)
 
 
 # ------------------------------------------------------------------------------------------------------ models
@@ -201,92 +135,11 @@ def architecture_check(cfg) -> dict:
     }
 
 
-# ------------------------------------------------------------------------------------------------------- timer
-def _quantiles(xs):
-    q1, med, q3 = np.percentile(xs, [25, 50, 75])
-    return float(q1), float(med), float(q3)
-
-
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
-#: The clock the ratios and targets use. The run is single-threaded on a machine that may be shared, so the
-#: process's CPU time measures the libraries' own cost; wall-clock medians are reported next to it.
-PRIMARY_CLOCK = "cpu"
-
-
-def interleaved(fns: dict, *, warmup: int, repeats: int, min_time_s: float) -> dict:
-    """Times each callable of ``fns`` (name -> fn), interleaved A B / B A / ... after ``warmup`` calls each.
-
-    Every sample records both the process CPU time and the wall-clock time. A callable faster than
-    ``min_time_s`` is called ``number`` times per sample (the same ``number`` for all, the one the fastest
-    needs). Returns, per clock and name, the samples in seconds per call.
-    """
-    names = list(fns)
-    for _ in range(warmup):
-        for n in names:
-            fns[n]()
-    single = {}
-    for n in names:
-        t0 = time.perf_counter()
-        fns[n]()
-        single[n] = time.perf_counter() - t0
-    number = max(1, math.ceil(min_time_s / max(min(single.values()), 1e-9)))
-    samples = {c: {n: [] for n in names} for c in CLOCKS}
-    cpu, wall = time.process_time, time.perf_counter
-    gc.collect()
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for r in range(repeats):
-            for n in (names if r % 2 == 0 else names[::-1]):
-                fn = fns[n]
-                c0, w0 = cpu(), wall()
-                for _ in range(number):
-                    fn()
-                w1, c1 = wall(), cpu()
-                samples["wall"][n].append((w1 - w0) / number)
-                samples["cpu"][n].append((c1 - c0) / number)
-    finally:
-        if gc_was:
-            gc.enable()
-    return {"samples": samples, "number": number}
-
-
-def _stats(xs) -> dict:
-    q1, med, q3 = _quantiles(xs)
-    return {"median_ms": med * 1e3, "q1_ms": q1 * 1e3, "q3_ms": q3 * 1e3, "iqr_ms": (q3 - q1) * 1e3}
-
-
-def summarize(timing: dict, a: str = "pyro", b: str = "pyro_flows") -> dict:
-    """Medians and IQRs per clock; ``ratio`` = a's median / b's median on :data:`PRIMARY_CLOCK`."""
-    out = {"calls_per_sample": timing["number"], "repeats": len(timing["samples"]["cpu"][a]),
-           "clock": PRIMARY_CLOCK}
-    for clock, per in timing["samples"].items():
-        r = {n: _stats(xs) for n, xs in per.items()}
-        paired = [x / y for x, y in zip(per[a], per[b])]
-        pq1, pmed, pq3 = _quantiles(paired)
-        r["ratio"] = r[a]["median_ms"] / r[b]["median_ms"]
-        r["paired_ratio_median"], r["paired_ratio_q1"], r["paired_ratio_q3"] = pmed, pq1, pq3
-        out[clock] = r
-    p = out[PRIMARY_CLOCK]
-    out[a], out[b] = p[a], p[b]
-    out["ratio"] = p["ratio"]
-    out["paired_ratio_median"], out["paired_ratio_q1"], out["paired_ratio_q3"] = (
-        p["paired_ratio_median"], p["paired_ratio_q1"], p["paired_ratio_q3"])
-    out["wall_ratio"] = out["wall"]["ratio"]
-    out["target"] = ">= 1.0"
-    out["met"] = bool(out["ratio"] >= 1.0)
-    return out
-
-
 # ------------------------------------------------------------------------------------------ 1. RealNVP speed
 def bench_realnvp_speed(cfg, seed: int = 0) -> dict:
     d, k, hid, batch = cfg["input_dim"], cfg["num_layers"], cfg["hidden_dims"], cfg["batch"]
-    torch.manual_seed(seed)
     # Correlated Gaussian data, standardized; a few batches cycled through the training steps.
-    mix = torch.randn(d, d) / math.sqrt(d)
-    data = torch.randn(8 * batch, d) @ mix + torch.randn(d)
-    data = (data - data.mean(0)) / data.std(0)
-    batches = list(data.split(batch))
+    data, batches = correlated_gaussian(d, batch, seed)
 
     torch.manual_seed(seed)
     pyro_parts = pyro_realnvp(d, k, hid)
@@ -298,44 +151,18 @@ def bench_realnvp_speed(cfg, seed: int = 0) -> dict:
         "pyro_flows": pf.flow_distribution(ours),
     }
     opts = {n: torch.optim.Adam(m.parameters(), lr=1e-3) for n, m in models.items()}
-    # Every call gets a fresh tensor (a clone, in both libraries): both libraries cache the last (x, y) by
-    # tensor identity, and a repeated tensor would be answered from the cache instead of being computed.
     x_eval = batches[0]
-    step_i = {n: 0 for n in models}
-
-    def log_prob_nograd(n):
-        def fn():
-            with torch.no_grad():
-                return dists[n].log_prob(x_eval.clone())
-        return fn
-
-    def log_prob_grad(n):
-        def fn():
-            return dists[n].log_prob(x_eval.clone()).sum()  # graph built, not back-propagated
-        return fn
-
-    def train_step(n):
-        def fn():
-            x = batches[step_i[n] % len(batches)].clone()
-            step_i[n] += 1
-            opts[n].zero_grad(set_to_none=True)
-            loss = -dists[n].log_prob(x).mean()
-            loss.backward()
-            opts[n].step()
-            return loss
-        return fn
-
-    def sample(n):
-        def fn():
-            with torch.no_grad():
-                return dists[n].sample(torch.Size([batch]))
-        return fn
-
-    timer = dict(warmup=cfg["warmup"], repeats=cfg["repeats"], min_time_s=cfg["min_time_s"])
+    ops = {"log_prob_nograd": lambda n: log_prob_op(dists[n], x_eval),
+           "log_prob_grad": lambda n: log_prob_op(dists[n], x_eval, grad=True),
+           "train_step": lambda n: train_step_op(dists[n], opts[n], batches),
+           "sample": lambda n: sample_op(dists[n], batch)}
+    timer = Timer()
     results = {}
-    for name, make in (("log_prob_nograd", log_prob_nograd), ("log_prob_grad", log_prob_grad),
-                       ("train_step", train_step), ("sample", sample)):
-        results[name] = summarize(interleaved({n: make(n) for n in ("pyro", "pyro_flows")}, **timer))
+    for name, make in ops.items():
+        results[name] = timer.compare({n: make(n) for n in LIBS}, warmup=cfg["warmup"], repeats=cfg["repeats"],
+                                      min_time_s=cfg["min_time_s"], same_number=True)
+        results[name]["target"] = ">= 1.0"
+        results[name]["met"] = bool(results[name]["ratio"] >= 1.0)
     with torch.no_grad():
         finite = {n: bool(torch.isfinite(dists[n].log_prob(data)).all()) for n in models}
     return {
@@ -357,82 +184,29 @@ def bench_realnvp_speed(cfg, seed: int = 0) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- two moons
-def moons(n_train: int, n_test: int, seed: int):
-    x, _ = make_moons(n_samples=n_train + n_test, noise=0.1, random_state=seed)
-    x = torch.as_tensor(x, dtype=torch.get_default_dtype())
-    train, test = x[:n_train], x[n_train:]
-    mu, sd = train.mean(0), train.std(0)
-    return (train - mu) / sd, (test - mu) / sd
-
-
-def train_pair(dists: dict, params: dict, train, steps, batch, lr, seed):
-    """Trains every distribution of ``dists`` on the same minibatches, one step each in turn.
-
-    Returns the per-step times (seconds, :data:`PRIMARY_CLOCK`) of each, interleaved so drift cancels.
-    """
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randint(len(train), (steps, batch), generator=g)
-    opts = {n: torch.optim.Adam(params[n], lr=lr) for n in dists}
-    times = {n: [] for n in dists}
-    names = list(dists)
-    for s in range(steps):
-        x = train[order[s]]
-        for n in (names if s % 2 == 0 else names[::-1]):
-            t0 = CLOCKS[PRIMARY_CLOCK]()
-            opts[n].zero_grad(set_to_none=True)
-            loss = -dists[n].log_prob(x).mean()
-            loss.backward()
-            opts[n].step()
-            times[n].append(CLOCKS[PRIMARY_CLOCK]() - t0)
-    return times
-
-
 def bench_moons_nll(cfg) -> dict:
     k, hid = cfg["num_layers"], cfg["hidden_dims"]
-    per_seed, step_times = [], {"pyro": [], "pyro_flows": []}
-    counts = None
-    for seed in cfg["seeds"]:
-        train, test = moons(cfg["n_train"], cfg["n_test"], seed)
+
+    def make(seed):
         torch.manual_seed(seed)
         pyro_parts = pyro_realnvp(2, k, hid)
         torch.manual_seed(seed)
         ours = pf.realnvp(2, num_layers=k, hidden_dims=hid)
-        counts = {"pyro": count_params(pyro_parts), "pyro_flows": count_params(ours)}
-        dists = {"pyro": dist.TransformedDistribution(standard_normal(2), pyro_parts.parts),
-                 "pyro_flows": pf.flow_distribution(ours)}
-        params = {"pyro": list(pyro_parts.parameters()), "pyro_flows": list(ours.parameters())}
-        times = train_pair(dists, params, train, cfg["steps"], cfg["batch"], cfg["lr"], seed)
-        row = {"seed": seed}
-        with torch.no_grad():
-            for n, d in dists.items():
-                row[f"{n}_test_nll"] = -d.log_prob(test).mean().item()
-                row[f"{n}_train_nll"] = -d.log_prob(train).mean().item()
-                step_times[n] += times[n]
-        per_seed.append(row)
-    mean = {n: float(np.mean([r[f"{n}_test_nll"] for r in per_seed])) for n in ("pyro", "pyro_flows")}
-    std = {n: float(np.std([r[f"{n}_test_nll"] for r in per_seed])) for n in ("pyro", "pyro_flows")}
-    st = {n: _quantiles(v) for n, v in step_times.items()}
-    return {
-        "config": {"data": "make_moons(noise=0.1), standardized with train mean/std", "n_train": cfg["n_train"],
-                   "n_test": cfg["n_test"], "num_layers": k, "hidden_dims": list(hid), "steps": cfg["steps"],
-                   "batch": cfg["batch"], "optimizer": f"Adam(lr={cfg['lr']})", "seeds": list(cfg["seeds"]),
-                   "same_minibatches": True},
-        "param_counts": counts,
-        "param_counts_equal": counts["pyro"] == counts["pyro_flows"],
-        "per_seed": per_seed,
-        "test_nll_mean": mean,
-        "test_nll_std": std,
-        "target": "pyro_flows mean test NLL <= Pyro's",
-        "met": bool(mean["pyro_flows"] <= mean["pyro"]),
-        # Secondary, overhead-dominated speed number (tiny network): one training step at D=2.
-        "train_step_d2": {
-            "clock": PRIMARY_CLOCK,
-            **{n: {"median_ms": v[1] * 1e3, "iqr_ms": (v[2] - v[0]) * 1e3} for n, v in st.items()},
-            "ratio": st["pyro"][1] / st["pyro_flows"][1],
-        },
-        "note": "Pyro's planar cannot score data (no inverse), so it cannot be trained as a density estimator "
-                "and has no row here; pf.planar's held-out NLL is in 'planar_heldout'.",
+        return ({"pyro": pyro_parts, "pyro_flows": ours},
+                {"pyro": dist.TransformedDistribution(standard_normal(2), pyro_parts.parts),
+                 "pyro_flows": pf.flow_distribution(ours)})
+
+    out, step_times = moons_nll(cfg, make, hid)
+    st = {n: quantiles(v) for n, v in step_times.items()}
+    # Secondary, overhead-dominated speed number (tiny network): one training step at D=2.
+    out["train_step_d2"] = {
+        "clock": PRIMARY_CLOCK,
+        **{n: {"median_ms": v[1] * 1e3, "iqr_ms": (v[2] - v[0]) * 1e3} for n, v in st.items()},
+        "ratio": st["pyro"][1] / st["pyro_flows"][1],
     }
+    out["note"] = ("Pyro's planar cannot score data (no inverse), so it cannot be trained as a density estimator "
+                   "and has no row here; pf.planar's held-out NLL is in 'planar_heldout'.")
+    return out
 
 
 # ---------------------------------------------------------------------------------------- 2. planar held out
@@ -446,10 +220,7 @@ def bench_planar(cfg, moons_cfg, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(flow.parameters(), lr=cfg["lr"])
     for _ in range(cfg["steps"]):
-        x = train[torch.randint(len(train), (cfg["batch"],), generator=g)]
-        opt.zero_grad(set_to_none=True)
-        (-d.log_prob(x).mean()).backward()
-        opt.step()
+        nll_step(d, opt, train[torch.randint(len(train), (cfg["batch"],), generator=g)])
     with torch.no_grad():
         t0 = time.perf_counter()
         lp = d.log_prob(test)
@@ -505,10 +276,7 @@ def markdown(res: dict) -> str:
     lines = [
         "# Foundation benchmark: pyro_flows vs Pyro built-in flows (CPU)",
         "",
-        f"`{env['command']}` — {env['date_utc']}, torch {env['torch']}, pyro {env['pyro']}, "
-        f"{env['torch_num_threads']} thread(s), {env['cpu_model']} ({env['cpu_count']} cores), mode {env['mode']}, "
-        f"wall {res['wall_time_s']:.0f} s, load average {env['load_average_at_start'][0]:.1f} at start / "
-        f"{env['load_average_at_end'][0]:.1f} at end.",
+        environment_line(env, res["wall_time_s"]),
         "",
         f"## RealNVP speed: D={c['input_dim']}, {c['num_layers']} affine couplings, MLP "
         f"{'x'.join(map(str, c['hidden_dims']))} ReLU, batch {c['batch']}",
@@ -542,14 +310,7 @@ def markdown(res: dict) -> str:
         "",
         f"Parameters: Pyro {mo['param_counts']['pyro']:,}, pyro_flows {mo['param_counts']['pyro_flows']:,}.",
         "",
-        "| seed | Pyro test NLL | pyro_flows test NLL |",
-        "|---|---|---|",
-    ]
-    for r in mo["per_seed"]:
-        lines.append(f"| {r['seed']} | {r['pyro_test_nll']:.4f} | {r['pyro_flows_test_nll']:.4f} |")
-    m, s = mo["test_nll_mean"], mo["test_nll_std"]
-    lines += [
-        f"| mean ± std | {m['pyro']:.4f} ± {s['pyro']:.4f} | {m['pyro_flows']:.4f} ± {s['pyro_flows']:.4f} |",
+        *moons_table(mo),
         "",
         f"Target (pyro_flows <= Pyro): {'met' if mo['met'] else 'NOT met'}. "
         f"Secondary (tiny net, overhead-dominated) D=2 training step, CPU time: Pyro "
@@ -576,29 +337,17 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="tiny settings, for a smoke test (< 30 s)")
-    p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and markdown results")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch.set_num_threads (default 1: on a small shared machine a second intra-op thread "
-                        "that has to wait for a busy core makes every op milliseconds slower)")
-    p.add_argument("--name", default=None, help="results file stem (default foundation_cpu[_quick])")
-    args = p.parse_args(argv)
+    args = bench_parser(__doc__.splitlines()[0], quick_help="tiny settings, for a smoke test (< 30 s)",
+                        name_help="results file stem (default foundation_cpu[_quick])").parse_args(argv)
 
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float32)
     t0 = time.perf_counter()
     s = SETTINGS["quick" if args.quick else "full"]
-    res = {"environment": environment(args), "settings": s}
-    sections = (("realnvp_speed", lambda: bench_realnvp_speed(s["speed"])),
-                ("planar_heldout", lambda: bench_planar(s["planar"], s["moons"])),
-                ("moons_nll", lambda: bench_moons_nll(s["moons"])))
-    res["section_wall_s"] = {}
-    for i, (key, run) in enumerate(sections, 1):
-        print(f"[{i}/{len(sections)}] {key} ...", flush=True)
-        t = time.perf_counter()
-        res[key] = run()
-        res["section_wall_s"][key] = time.perf_counter() - t
+    res = {"environment": environment(quick=args.quick), "settings": s}
+    run_sections(res, (("realnvp_speed", lambda: bench_realnvp_speed(s["speed"])),
+                       ("planar_heldout", lambda: bench_planar(s["planar"], s["moons"])),
+                       ("moons_nll", lambda: bench_moons_nll(s["moons"]))))
     res["wall_time_s"] = time.perf_counter() - t0
     res["environment"]["load_average_at_end"] = list(os.getloadavg())
     speed_met = {k: v["met"] for k, v in res["realnvp_speed"]["timings"].items()}
@@ -612,12 +361,8 @@ def main(argv=None) -> dict:
                                 and res["planar_heldout"]["pyro_flows"]["met"]),
     }
     stem = args.name or ("foundation_cpu_quick" if args.quick else "foundation_cpu")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
-    md = markdown(res)
-    (args.out / f"{stem}.md").write_text(md)
-    print(md)
-    print(f"wrote {args.out / (stem + '.json')} and .md ({res['wall_time_s']:.1f} s)")
+    path = write_results(args.out, stem, res, markdown(res))
+    print(f"wrote {path} and .md ({res['wall_time_s']:.1f} s)")
     return res
 
 

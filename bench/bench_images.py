@@ -18,50 +18,16 @@ Writes ``results/images_<device>.json`` and ``.md`` (``images_<device>_quick.*``
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
 import pyro_flows as pf
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from train_mnist import MODELS, QUICK, environment  # noqa: E402  (one definition of the MNIST models)
+from common import (HERE, count_params, environment, git_label, plain_settings, sample_op, train_step_op,
+                    wall_timer, write_results)
+from train_mnist import build  # one definition of the MNIST models
 
 SHAPE = pf.data.MNIST_SHAPE
-
-
-def timer(device, repeats):
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def run(fn):
-        fn()
-        fn()
-        sync()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
-
-    return run
-
-
-def build(model, quick, **extra):
-    kw = dict(QUICK[model] if quick else MODELS[model]["kwargs"])
-    kw.update(extra)
-    factory = {"realnvp": pf.realnvp_image, "glow": pf.glow}[model]
-    return pf.Compose([factory(SHAPE, **kw), pf.Logit(SHAPE, lam=MODELS[model]["lam"]).inv]), kw
 
 
 def model_speed(name, flow, batch, device, run) -> dict:
@@ -75,20 +41,11 @@ def model_speed(name, flow, batch, device, run) -> dict:
     with torch.no_grad():
         d.log_prob(x)  # data-dependent initialization (ActNorm) before timing
 
-    def train_step():
-        opt.zero_grad(set_to_none=True)
-        (-d.log_prob(x.clone()).mean()).backward()
-        opt.step()
-
-    def sample():
-        with torch.no_grad():
-            d.sample((batch,))
-
-    t_train = run(train_step)
+    t_train = run(train_step_op(d, opt, [x]))
     flow.eval()
-    t_sample = run(sample)
+    t_sample = run(sample_op(d, batch))
     return {
-        "parameters": sum(p.numel() for p in params),
+        "parameters": count_params(flow),
         "train_step_ms": 1e3 * t_train,
         "train_images_per_s": batch / t_train,
         "sample_ms": 1e3 * t_sample,
@@ -126,7 +83,8 @@ def markdown(res) -> str:
         f"# Image flow speed ({env['device']}{', ' + env['gpu'] if 'gpu' in env else ''})",
         "",
         f"`{env['command']}` — {env['date_utc']}, torch {env['torch']}, {env['torch_num_threads']} thread(s), "
-        f"{env['cpu_count']} CPUs, git {env['git']}. Median of {res['settings']['repeats']} wall-clock runs.",
+        f"{env['cpu_count']} CPUs, git {git_label(env['git'])}. "
+        f"Median of {res['settings']['repeats']} wall-clock runs.",
         "",
         f"## Models on MNIST shape {tuple(SHAPE)}, batch {res['settings']['batch']}",
         "",
@@ -167,34 +125,29 @@ def main(argv=None) -> dict:
     device = torch.device(args.device)
     batch = args.batch or (4 if args.quick else 16 if device.type == "cpu" else 256)
     repeats = args.repeats or (2 if args.quick else 5)
-    run = timer(device, repeats)
+    run = wall_timer(device, repeats)
     start = time.perf_counter()
     torch.manual_seed(0)
     models = {}
     for name, model, extra in (("realnvp", "realnvp", {}), ("glow (LU 1x1 conv)", "glow", {}),
                                ("glow (plain 1x1 conv)", "glow", {"lu": False})):
-        flow, kw = build(model, args.quick, **extra)
+        flow, _, kw = build(model, args.quick, extra)
         print(f"[{name}] {kw}", flush=True)
         r = model_speed(name, flow, batch, device, run)
-        r["settings"] = {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()}
+        r["settings"] = plain_settings(kw)
         models[name] = r
         print(f"  train {r['train_images_per_s']:.1f} images/s, sample {r['sample_images_per_s']:.1f} images/s",
               flush=True)
     conv = {str(c): conv1x1_speed(c, batch, device, run) for c in ((4,) if args.quick else (4, 16, 64))}
     res = {
-        "environment": environment(args, device),
+        "environment": environment(quick=args.quick, device=device),
         "settings": {"batch": batch, "repeats": repeats, "quick": args.quick, "shape": list(SHAPE)},
         "models": models,
         "conv1x1": conv,
         "wall_time_s": time.perf_counter() - start,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     stem = f"images_{device.type}{'_quick' if args.quick else ''}"
-    (out / f"{stem}.json").write_text(json.dumps(res, indent=2))
-    (out / f"{stem}.md").write_text(markdown(res))
-    print(markdown(res))
-    print(f"wrote {out / stem}.json")
+    print(f"wrote {write_results(args.out, stem, res, markdown(res))}")
     return res
 
 

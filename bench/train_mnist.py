@@ -28,19 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import torch
 
 import pyro_flows as pf
+from common import HERE, count_params, environment, plain_settings, wall_timer
 from pyro_flows import plots
-
-HERE = Path(__file__).resolve().parent
 
 # Full settings per model; --quick shrinks them (see QUICK).
 MODELS = {
@@ -73,40 +67,10 @@ def build(model: str, quick: bool, kwargs: dict):
     return pf.Compose([flow, pf.Logit(shape, lam=settings["lam"]).inv]), shape, kw
 
 
-def environment(args, device) -> dict:
-    def git(*cmd):
-        try:
-            return subprocess.run(["git", *cmd], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    env = {
-        "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": str(device),
-        "torch_num_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "git": (git("rev-parse", "--short=10", "HEAD") or "") + (" (dirty)" if git("status", "--porcelain") else ""),
-    }
-    try:
-        import pyro
-
-        env["pyro"] = pyro.__version__
-    except ImportError:
-        pass
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    return env
-
-
 def throughput(d, batch_size, shape, device, repeats=3) -> dict:
-    """Images per second for one training step (forward, backward; no optimizer) and for sampling."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
+    """Images per second for one training step (forward, backward; no optimizer) and for sampling: the best of
+    ``repeats`` wall-clock times after one warm-up call."""
+    best_of = wall_timer(device, repeats, warmup=1, reduce=min)
     x = torch.rand(batch_size, *shape, device=device) * 0.98 + 0.01
     params = [p for m in d.transforms for p in m.parameters()]
     times = {}
@@ -116,15 +80,7 @@ def throughput(d, batch_size, shape, device, repeats=3) -> dict:
     }.items():
         ctx = torch.no_grad() if name == "sample" else torch.enable_grad()
         with ctx:
-            fn()
-            sync()
-            best = math.inf
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                fn()
-                sync()
-                best = min(best, time.perf_counter() - t0)
-        times[name + "_images_per_s"] = batch_size / best
+            times[name + "_images_per_s"] = batch_size / best_of(fn)
     return times
 
 
@@ -162,7 +118,7 @@ def main(argv=None) -> dict:
     valid = pf.data.dequantize(valid, generator=torch.Generator().manual_seed(1)).to(device)
     test = pf.data.dequantize(test, generator=torch.Generator().manual_seed(2)).to(device)
     d = pf.flow_distribution(flow)
-    n_params = sum(p.numel() for p in flow.parameters())
+    n_params = count_params(flow)
     print(f"{args.model}: {n_params:,} parameters, {kw}, device {device}", flush=True)
 
     steps = 20 if args.quick else None
@@ -189,8 +145,8 @@ def main(argv=None) -> dict:
 
     metrics = {
         "model": args.model,
-        "environment": environment(args, device),
-        "settings": {"model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in kw.items()},
+        "environment": environment(quick=args.quick, device=device),
+        "settings": {"model_kwargs": plain_settings(kw),
                      "lam": settings["lam"], "batch_size": batch_size, "lr": lr, "minutes": args.minutes,
                      "quick": args.quick, "seed": args.seed, "eval_every": args.eval_every,
                      "n_train": len(train), "n_valid": len(valid), "n_test": len(test)},

@@ -1,8 +1,10 @@
 """Writes the tutorial notebooks from their cell lists and, with ``--execute``, runs them and saves their outputs.
 
-Notebook ``NN_name.ipynb`` is defined by the module ``tutorials/_cells_NN.py``: ``NOTEBOOK`` (its file name) and
-``CELLS``, a list of ``("md" | "code", source)`` pairs. Edit the cells there, not in Jupyter, so that the source
-stays reviewable.
+Notebook ``NN_name.ipynb`` is defined by the module ``tutorials/_cells_NN.py``: ``NOTEBOOK`` (its file name),
+``CELLS``, a list of ``("md" | "code", source)`` pairs, and optionally ``REQUIRES``, the data sets it needs beyond
+what pyro_flows makes itself (e.g. ``["mnist"]``), written to the notebook metadata as
+``{"pyro_flows": {"requires": [...]}}`` so that the tests can skip it, with the reason, where they are absent.
+Edit the cells there, not in Jupyter, so that the source stays reviewable.
 
     .venv/bin/python tutorials/_build.py 02             # write 02_*.ipynb without outputs
     .venv/bin/python tutorials/_build.py 02 --execute   # write it, run it in full mode, save it with its outputs
@@ -41,8 +43,9 @@ def load(key: str):
     return module
 
 
-def build(cells) -> nbformat.NotebookNode:
-    """The notebook of ``cells`` (a list of ``("md" | "code", source)``), without outputs."""
+def build(cells, requires=()) -> nbformat.NotebookNode:
+    """The notebook of ``cells`` (a list of ``("md" | "code", source)``), without outputs; ``requires`` (data set
+    names) goes to its metadata as ``{"pyro_flows": {"requires": [...]}}``."""
     nb_cells = []
     for i, (kind, text) in enumerate(cells):
         if kind not in ("md", "code"):
@@ -54,7 +57,14 @@ def build(cells) -> nbformat.NotebookNode:
     nb = new_notebook(cells=nb_cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
+    if requires:
+        nb.metadata["pyro_flows"] = {"requires": list(requires)}
     return nb
+
+
+def build_module(module) -> nbformat.NotebookNode:
+    """The notebook of a cell module (its ``CELLS`` and ``REQUIRES``), without outputs."""
+    return build(module.CELLS, getattr(module, "REQUIRES", ()))
 
 
 def execute(nb: nbformat.NotebookNode, *, timeout: int = 600) -> float:
@@ -83,8 +93,10 @@ def stale(key: str) -> str | None:
     path = HERE / module.NOTEBOOK
     if not path.exists():
         return f"{path.name} does not exist"
-    saved = nbformat.read(path, as_version=4).cells
-    built = build(module.CELLS).cells
+    saved_nb, built_nb = nbformat.read(path, as_version=4), build_module(module)
+    if saved_nb.metadata.get("pyro_flows") != built_nb.metadata.get("pyro_flows"):
+        return f"{path.name}: metadata 'pyro_flows' differs from _cells_{key}.py's REQUIRES"
+    saved, built = saved_nb.cells, built_nb.cells
     if len(saved) != len(built):
         return f"{path.name} has {len(saved)} cells, _cells_{key}.py {len(built)}"
     for a, b in zip(saved, built):
@@ -114,7 +126,7 @@ def main() -> None:
         sys.exit("unset PYRO_FLOWS_SMOKE: the saved notebook must show the full run")
     for key in selected:
         module = load(key)
-        nb = build(module.CELLS)
+        nb = build_module(module)
         if args.execute:
             seconds = execute(nb)
             print(f"{module.NOTEBOOK}: executed in {seconds:.0f} s")
