@@ -221,13 +221,13 @@ def realnvp_image(
 
 def glow(
     shape, *, levels: int = 3, depth: int = 8, hidden_channels: int = 128, num_blocks: int = 1, lu: bool = True,
-    additive: bool = False, scale: str = "sigmoid", context_dim: Optional[int] = None,
+    additive: bool = False, scale: str = "softclamp", context_dim: Optional[int] = None,
 ) -> Compose:
     """Glow's multi-scale architecture for (C, H, W) images, as one flow over (C, H, W).
 
     In the density direction (data to latent), each of the ``levels`` levels squeezes, runs ``depth`` steps
     of :class:`~pyro_flows.transforms.ActNorm` -> :class:`~pyro_flows.transforms.InvertibleConv1x1` ->
-    affine coupling (channel mask, Glow's ``sigmoid(h + 2)`` scale by default; additive with
+    affine coupling (channel mask; ``scale="sigmoid"`` for Glow's ``sigmoid(h + 2)``; additive with
     ``additive=True``), and, except at the last level, factors out half of the channels. ActNorm's
     data-dependent initialization happens on the first batch the flow sees (call ``log_prob`` on a data
     batch first). The paper used ``levels=3, depth=32, hidden_channels=512``. Fast: both.

@@ -25,7 +25,10 @@ def log_scale(raw: Tensor, kind: str = "softclamp", *, bound: float = 3.0) -> Te
       (about 0.05 to 20 for the default bound 3), so one layer cannot blow up or collapse a dimension, and
       ``raw = 0`` gives scale 1 (a zero-initialized conditioner makes the identity).
     * ``"exp"``: ``raw`` itself (unbounded; the original RealNVP/MAF choice).
-    * ``"sigmoid"``: ``log sigmoid(raw + 2)`` (Glow): scales in (0, 1), about 0.88 at ``raw = 0``.
+    * ``"sigmoid"``: ``-log sigmoid(raw + 2)`` (Glow). Glow multiplies by ``sigmoid(h + 2)``, in (0, 1), in
+      its density direction (data to latent), which pyro_flows runs as the INVERSE; so the forward
+      (sampling) scale is ``1 / sigmoid(raw + 2)``, in (1, inf), about 1.13 at ``raw = 0``, and the density
+      direction can only contract, never blow up.
 
     Args:
         raw: unconstrained tensor.
@@ -45,7 +48,7 @@ def log_scale(raw: Tensor, kind: str = "softclamp", *, bound: float = 3.0) -> Te
     if kind == "exp":
         return raw
     if kind == "sigmoid":
-        return F.logsigmoid(raw + 2.0)
+        return F.softplus(-(raw + 2.0))  # = -log sigmoid(raw + 2)
     raise ValueError(f"unknown scale parametrization {kind!r}; expected one of {SCALES}")
 
 

@@ -322,3 +322,11 @@ def test_image_batchnorm_uses_per_channel_statistics_over_batch_and_pixels():
     assert bn.running_mean.shape == (3,)
     # a single image has 16 values per channel: enough for train-mode statistics
     assert bn.inv(torch.randn(1, 3, 4, 4)).shape == (1, 3, 4, 4)
+
+
+def test_glow_sigmoid_scale_contracts_in_the_density_direction():
+    # Glow multiplies by sigmoid(h + 2) in (0, 1) from data to latent; pyro_flows runs that as the inverse.
+    raw = torch.linspace(-30, 30, 101)
+    z, ld_forward = pf.ops.Affine("sigmoid").inverse(torch.ones(101), (torch.zeros(101), raw))
+    torch.testing.assert_close(z, torch.sigmoid(raw + 2))
+    assert (z > 0).all() and (z <= 1).all() and (ld_forward >= 0).all()
