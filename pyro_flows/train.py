@@ -308,7 +308,9 @@ def fit(
         preprocess: Applied to every training minibatch (on the parameters' device)
             before the loss, e.g. :func:`pyro_flows.data.dequantize` to draw fresh
             dequantization noise each step; ``train`` may then hold raw pixels.
-            ``valid`` is used as given (dequantize it once, with a fixed seed).
+            ``valid`` is used as given (dequantize it once, with a fixed seed). With
+            ``seed``, each call draws its random numbers from a private stream derived
+            from ``(seed, step)``, so runs repeat exactly whatever the global RNG did.
         max_seconds: A wall-clock budget: training stops (with a final evaluation)
             after the first step that ends past it.
 
@@ -383,7 +385,9 @@ def fit(
                 if step > steps:
                     break
                 batch = next(batches)
-                loop.train_step(step, batch if preprocess is None else preprocess(batch), optimizer, clip_grad, lr)
+                if preprocess is not None:
+                    batch = _preprocessed(preprocess, batch, seed, step)
+                loop.train_step(step, batch, optimizer, clip_grad, lr)
                 bar.update()
                 out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
                 if step % eval_every == 0 or step == steps or out_of_time:
@@ -442,6 +446,16 @@ def _minibatches(
         order = torch.randperm(len(data), generator=generator)
         for begin in range(0, len(data) - batch_size + 1, batch_size):
             yield data[order[begin : begin + batch_size].to(data.device)].to(device)
+
+
+def _preprocessed(preprocess, batch: torch.Tensor, seed: int | None, step: int) -> torch.Tensor:
+    """``preprocess(batch)``; with a seed, under a private RNG stream seeded from ``(seed, step)``."""
+    if seed is None:
+        return preprocess(batch)
+    devices = [batch.device] if batch.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(hash((seed, step)) % 2**63)
+        return preprocess(batch)
 
 
 def _postfix(train_nll: float, valid_nll: float | None, best: float) -> str:

@@ -387,3 +387,17 @@ def test_fit_stops_at_its_time_budget():
         fit(d, x.train, steps=1, max_seconds=0, progress=False)
     with pytest.raises(ValueError, match="needs max_seconds"):
         fit(d, x.train, steps=None, progress=False)
+
+
+def test_fit_preprocess_noise_follows_the_seed_not_the_global_rng():
+    pixels = torch.randint(0, 4, (64, 2), generator=torch.Generator().manual_seed(0))
+
+    def run(global_seed):
+        torch.manual_seed(0)
+        d = flow_distribution(realnvp(2, num_layers=2, hidden_dims=(8,)))
+        torch.manual_seed(global_seed)
+        r = fit(d, pixels, steps=4, batch_size=32, eval_every=2, progress=False, seed=5,
+                preprocess=lambda b: data.dequantize(b, levels=4))
+        return r.history.train_nll
+
+    assert run(1) == run(2)
