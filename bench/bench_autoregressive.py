@@ -41,7 +41,6 @@ import json
 import math
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pyro.distributions as dist
@@ -591,8 +590,6 @@ def main(argv=None) -> dict:
     p = bench_parser(__doc__.splitlines()[0], quick_help="tiny settings, for a smoke test (< 1 min)",
                      name_help="results file stem (default autoregressive_<device>[_quick])")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--mnist", type=Path, default=None,
-                   help="ignored: benchmark 4 (MAF(5) on MNIST) is bench/train_mnist.py --model maf")
     p.add_argument("--sections", default="check,slow,fast,moons,digits",
                    help="comma-separated subset of check,slow,fast,moons,digits (for profiling; the recorded "
                         "run uses all)")
@@ -620,7 +617,7 @@ def main(argv=None) -> dict:
     sections = [(key, run) for key, name, run in sections if name in wanted]
     run_sections(res, sections)
     res["mnist"] = {
-        "run": False, "path": str(args.mnist) if args.mnist else None,
+        "run": False,
         "note": "Benchmark 4 (MAF(5) on MNIST, uniform dequantization, logit with lambda = 1e-6, 20 minutes) is "
                 "run by `bench/train_mnist.py --model maf --minutes 20 --device cuda` and recorded in "
                 "`results/mnist_maf_<device>/metrics.json`; this script does not train on MNIST.",

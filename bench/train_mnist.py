@@ -60,10 +60,7 @@ def build(model: str, quick: bool, kwargs: dict):
         flow = pf.maf(784, **kw)
     else:
         shape = pf.data.MNIST_SHAPE
-        factory = {"realnvp": "realnvp_image", "glow": "glow"}[model]
-        if not hasattr(pf, factory):
-            raise SystemExit(f"pyro_flows has no {factory} factory yet (issue 4)")
-        flow = getattr(pf, factory)(shape, **kw)
+        flow = {"realnvp": pf.realnvp_image, "glow": pf.glow}[model](shape, **kw)
     return pf.Compose([flow, pf.Logit(shape, lam=settings["lam"]).inv]), shape, kw
 
 
@@ -138,10 +135,9 @@ def main(argv=None) -> dict:
         torch.manual_seed(args.seed)
         samples = d.sample((64,)).cpu()
     plots.plot_images(samples, out / "samples.png", image_shape=(28, 28),
-                         title=f"{args.model}: samples after {result.steps_run} steps")
+                      title=f"{args.model}: samples after {result.steps_run} steps")
     plots.plot_history(result.history, out / "history.png", title=f"{args.model} on MNIST (nats per image)")
     speed = throughput(d, batch_size if not args.quick else 4, shape, device)
-    flow.eval()
 
     metrics = {
         "model": args.model,
