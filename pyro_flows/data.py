@@ -355,10 +355,10 @@ def dequantize(pixels: torch.Tensor, *, levels: int = 256, generator: torch.Gene
     levels = _check_int("levels", levels, minimum=2)
     if not isinstance(pixels, torch.Tensor):
         raise TypeError(f"dequantize expected a torch.Tensor of pixels, got {type(pixels).__name__}")
-    if pixels.numel() and (int(pixels.min()) < 0 or int(pixels.max()) > levels - 1):
-        raise ValueError(
-            f"dequantize expected pixels in 0..{levels - 1}, got values in {int(pixels.min())}..{int(pixels.max())}"
-        )
+    if pixels.numel():
+        low, high = (int(v) for v in torch.aminmax(pixels))
+        if low < 0 or high > levels - 1:
+            raise ValueError(f"dequantize expected pixels in 0..{levels - 1}, got values in {low}..{high}")
     dtype = torch.float64 if pixels.dtype == torch.float64 else torch.float32
     noise = torch.rand(pixels.shape, generator=generator, dtype=dtype, device=pixels.device)
     return (pixels.to(dtype) + noise) / levels

@@ -350,7 +350,7 @@ def fit(
             raise ValueError(f"preprocess must be a callable or None, got {preprocess!r}")
         if not isinstance(train, torch.Tensor) or len(train) == 0:
             raise ValueError("train must be a non-empty tensor")
-        sample = _check_data("preprocess(train)", preprocess(train[:2]), distribution)
+        sample = _check_data("preprocess(train)", _preprocessed(preprocess, train[:2], seed, 0), distribution)
         _check_dtype("preprocess(train)", sample, params)
     if valid is not None:
         valid = _check_data("valid", valid, distribution)

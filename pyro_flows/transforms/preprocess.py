@@ -66,10 +66,11 @@ class Logit(Flow):
         return n * math.log1p(-2 * self.lam) - log_p_1mp.sum(tuple(range(-len(self.event_shape), 0)))
 
     def forward_and_log_det(self, x, context=None):
-        if ((x < 0) | (x > 1)).any():
+        low, high = (float(v) for v in torch.aminmax(x))  # NaN compares False: also rejected below
+        if not (0 <= low and high <= 1):
             raise ValueError(
                 f"Logit expected data in [0, 1] (e.g. pixels dequantized and divided by the number of levels), "
-                f"got values in [{float(x.min()):.4g}, {float(x.max()):.4g}]"
+                f"got values in [{low:.4g}, {high:.4g}]"
             )
         y = torch.logit(self.lam + (1 - 2 * self.lam) * x)
         return y, self._log_det(y)
