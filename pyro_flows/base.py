@@ -1,35 +1,50 @@
 """The transform contract, written once.
 
-Every pyro_flows transform is a :class:`Flow`: a Pyro ``TransformModule`` (so a ``torch.nn.Module`` and a
-``torch.distributions.Transform``) that plugs into ``pyro.distributions.TransformedDistribution``.
+Every pyro_flows transform is a :class:`FlowLike`: a Pyro ``TransformModule`` (so a ``torch.nn.Module`` and
+a ``torch.distributions.Transform``) that plugs into ``pyro.distributions.TransformedDistribution``.
+:class:`Flow` (every layer), :class:`Inverse`, :class:`Compose` and the bound view that ``condition``
+returns are its four kinds.
 
 The contract
 ------------
-* A subclass computes ``(y, log|det dy/dx|)`` in :meth:`Flow.forward_and_log_det` and, where it has one,
-  ``(x, log|det dy/dx|)`` in :meth:`Flow.inverse_and_log_det`. The log-det is always the one of the FORWARD
-  map, summed over the event dims, with the batch shape of the input. Everything torch needs (``__call__``,
-  ``_inverse``, ``log_abs_det_jacobian``, ``inv``) is derived here from these two methods.
-* ``fast`` names the direction that costs one network pass (``"forward"``, ``"inverse"`` or ``"both"``); a
-  log-det that is not in the cache is recomputed in that direction.
-* A transform without an inverse raises ``NotImplementedError`` with a sentence saying why (never a
-  ``KeyError``).
+* A :class:`Flow` subclass computes ``(y, log|det dy/dx|)`` in ``_forward_and_log_det(x, context)`` and,
+  where it has one, ``(x, log|det dy/dx|)`` in ``_inverse_and_log_det(y, context)``. The log-det is always
+  the one of the FORWARD map, summed over the event dims, with the batch shape of the input. The public
+  :meth:`FlowLike.forward_and_log_det` and :meth:`FlowLike.inverse_and_log_det` validate their arguments
+  and call these; everything torch needs (``__call__``, ``_call``, ``_inverse``, ``log_abs_det_jacobian``,
+  ``inv``, ``with_cache``, ``sign``) is derived here.
+* Inputs are validated in one place (:meth:`FlowLike.check_args`): a floating tensor with the event shape
+  in the trailing dims and the dtype of the flow's parameters (no silent promotion: ``TypeError`` naming
+  both dtypes); a context exactly when the flow is conditional (a context given to an unconditional flow
+  is refused, never ignored), of width ``context_dim``, the same dtype, and a batch shape that broadcasts
+  with the input's.
+* ``fast`` names the direction that costs one network pass: ``"forward"``, ``"inverse"``, ``"both"``, or
+  ``"neither"`` (a chain mixing MAF and IAF layers: each direction runs a sequential pass somewhere). A
+  log-det that is not in the cache is recomputed in the fast direction.
+* ``sign`` is the sign of the Jacobian determinant (+1 for every layer but permutations and 1x1
+  convolutions, which compute it).
+* A transform without an inverse raises ``NotImplementedError`` with a sentence saying why.
 * Conditioning without twin classes: a flow built with ``context_dim`` needs a context. Its
-  :meth:`~Flow.condition` returns a bound, parameter-free view usable in
-  ``pyro.distributions.ConditionalTransformedDistribution``. Called without its context, or with one of the
-  wrong shape, it raises ``ValueError``. An unconditional flow's ``condition`` returns the flow itself.
-* Caching: one entry ``(x, y, log-det)`` per flow (torch's ``cache_size=1``), looked up by tensor identity,
-  so ``t.inv(y.clone())`` always recomputes. An entry made while gradients were off is not used while they
-  are on: ``log_prob(d.sample())`` then recomputes, so its graph reaches the flow's parameters (Pyro's flows
-  return a graph-less cached value there). An entry made before the flow's parameters or buffers changed
-  in place (an optimizer step, ``load_state_dict``) is stale and not used.
-* ``Inverse(t)`` (also ``t.inv``) is itself a module holding ``t``, so ``pyro.module`` sees its parameters.
+  :meth:`~FlowLike.condition` returns a bound view, a ``TransformModule`` that shares the flow's parameters
+  (a ``ComposeTransformModule`` for a :class:`Compose`), usable in
+  ``pyro.distributions.ConditionalTransformedDistribution``. An unconditional flow's ``condition`` returns
+  the flow itself.
+* Caching: each flow (and each bound view) keeps an entry ``(x, y, log-det)`` for every output it computed
+  that is still alive, looked up by tensor identity: a sample's log-density comes from the pass that drew
+  it, however many samples were drawn since, and ``t.inv(y.clone())`` always recomputes. Entries are held
+  weakly by the computed tensor (an entry dies with it; it keeps its input alive, nothing else). An entry
+  made while gradients were off is not used while they are on (so ``log_prob(d.sample())`` has its graph).
+  An entry made before the flow's parameters or buffers changed is stale: :mod:`pyro_flows.state` holds
+  that rule for every cache of the library.
+* ``Inverse(t)`` (also ``t.inv``) is itself a module holding ``t``, so ``pyro.module`` sees its parameters;
+  ``Inverse(t).inv is t`` and ``t.inv`` is the latest ``Inverse(t)``.
 * New tensors take dtype and device from their inputs.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
+import weakref
 from typing import Optional, Sequence, Tuple
 
 import pyro.distributions as dist
@@ -38,9 +53,21 @@ from pyro.distributions.conditional import ConditionalTransform, ConditionalTran
 from pyro.distributions.torch_transform import ComposeTransformModule, TransformModule
 from torch.distributions import constraints
 
-__all__ = ["Flow", "Inverse", "Compose", "flow_distribution", "as_event_shape", "check_input", "sum_rightmost"]
+from . import state
+from .validation import check_tensor, event_shape as _event_shape, optional_positive_int
+
+__all__ = [
+    "FlowLike", "Flow", "Inverse", "Compose", "FAST", "flow_distribution", "as_event_shape", "check_input",
+    "sum_rightmost",
+]
 
 Tensor = torch.Tensor
+
+#: The values of ``fast``.
+FAST = ("forward", "inverse", "both", "neither")
+
+as_event_shape = _event_shape
+check_input = check_tensor
 
 
 def sum_rightmost(value: Tensor, dims: int) -> Tensor:
@@ -48,130 +75,141 @@ def sum_rightmost(value: Tensor, dims: int) -> Tensor:
     return value.sum(tuple(range(-dims, 0))) if dims > 0 else value
 
 
-def as_event_shape(input_dim, *, name: str = "input_dim") -> tuple:
-    """``(D,)`` for an int D, the tuple itself for a shape such as ``(C, H, W)``; raises ``ValueError`` unless
-    every size is a positive int.
-
-    Example:
-        >>> as_event_shape(3), as_event_shape((1, 28, 28))
-        ((3,), (1, 28, 28))
-    """
-    shape = (input_dim,) if isinstance(input_dim, int) else tuple(input_dim)
-    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
-        raise ValueError(
-            f"{name} must be a positive int (vectors) or a shape of positive ints such as (C, H, W), "
-            f"got {input_dim!r}"
-        )
-    return shape
+def _dtype_of(module: torch.nn.Module) -> Optional[torch.dtype]:
+    """The dtype of a module's first floating parameter or buffer (None when it has none)."""
+    for t in state.module_tensors(module):
+        if t.is_floating_point():
+            return t.dtype
+    return None
 
 
-def check_input(value, event_shape: Sequence[int], *, what: str, owner: str) -> None:
-    """Raises a clear error unless ``value`` is a floating tensor whose trailing shape is ``event_shape``.
-
-    Args:
-        value: the tensor to check.
-        event_shape: the expected trailing shape.
-        what: what the tensor is, for the message ("input", "context", ...).
-        owner: who expects it, for the message.
-
-    Raises:
-        TypeError: ``value`` is not a floating-point tensor.
-        ValueError: the trailing shape differs.
-    """
-    event_shape = tuple(event_shape)
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{owner} expected its {what} to be a torch.Tensor, got {type(value).__name__}")
-    if not value.is_floating_point():
-        raise TypeError(f"{owner} expected a floating-point {what}, got dtype {value.dtype}")
-    n = len(event_shape)
-    if value.dim() < n or tuple(value.shape[value.dim() - n:]) != event_shape:
-        raise ValueError(
-            f"{owner} expected its {what} to have shape (*batch, {', '.join(map(str, event_shape))}), "
-            f"got {tuple(value.shape)}"
-        )
-
-
-_INVERSE = "_inverse_module"
-
-
-def _cached_inverse(t) -> "Inverse":
-    """``Inverse(t)``, made once and kept outside nn.Module's registry (the Inverse holds ``t``, not the other
-    way round, so ``t.modules()`` and ``state_dict`` never loop). Dropped from pickles and copies."""
-    inverse = t.__dict__.get(_INVERSE)
-    if inverse is None:
-        inverse = t.__dict__[_INVERSE] = Inverse(t)
-    return inverse
-
-
+# --- the cache ------------------------------------------------------------------------------------------
 class _Entry:
-    """One cached evaluation: the pair (x, y) and its forward log-det, with the grad mode it was made in and
-    the versions of the flow's parameters and buffers it was made with."""
+    """One evaluation: ``given`` (held) was mapped to ``computed`` (held weakly) with this forward log-det."""
 
-    __slots__ = ("x", "y", "log_det", "grad", "stamp")
+    __slots__ = ("given", "computed", "given_is_x", "log_det", "grad", "key", "__weakref__")
 
-    def __init__(self, x: Tensor, y: Tensor, log_det: Tensor, stamp: tuple):
-        self.x, self.y, self.log_det, self.stamp = x, y, log_det, stamp
-        self.grad = torch.is_grad_enabled()
+    def __init__(self, given, computed, given_is_x, log_det, key):
+        self.given, self.computed, self.given_is_x = given, weakref.ref(computed), given_is_x
+        self.log_det, self.key, self.grad = log_det, key, torch.is_grad_enabled()
 
-    def usable(self, stamp: tuple) -> bool:
-        # A graph-less entry must not stand in for a computation that wants gradients, and an entry made
-        # before an optimizer step (or any in-place change of the flow's state) is stale.
-        return (self.grad or not torch.is_grad_enabled()) and stamp == self.stamp
+    def side(self, x_side: bool):
+        return self.given if self.given_is_x == x_side else self.computed()
 
 
-_STATE = "_state_tensors"
+class _Cache:
+    """Entries keyed by tensor identity: ``computed -> entry`` (the entry lives as long as its output) and
+    ``given -> weakref(entry)``. Dead keys drop themselves, so the cache never keeps a dropped tensor."""
+
+    def __init__(self):
+        self._by_computed, self._by_given = {}, {}
+
+    @staticmethod
+    def _put(table, tensor, value):
+        k = id(tensor)
+
+        def drop(ref, k=k, table=table):
+            item = table.get(k)
+            if item is not None and item[0] is ref:
+                del table[k]
+
+        table[k] = (weakref.ref(tensor, drop), value)
+
+    @staticmethod
+    def _get(table, tensor):
+        item = table.get(id(tensor))
+        return item[1] if item is not None and item[0]() is tensor else None
+
+    def add(self, given, computed, given_is_x, log_det, key):
+        entry = _Entry(given, computed, given_is_x, log_det, key)
+        self._put(self._by_computed, computed, entry)
+        self._put(self._by_given, given, weakref.ref(entry))
+
+    def find(self, tensor, x_side: bool):
+        """The entry in which ``tensor`` is the x (``x_side``) or y side."""
+        entry = self._get(self._by_computed, tensor)
+        if entry is None or entry.side(x_side) is not tensor:
+            ref = self._get(self._by_given, tensor)
+            entry = ref() if ref is not None else None
+            if entry is None or entry.side(x_side) is not tensor:
+                return None
+        return entry
+
+    def __len__(self):
+        return len(self._by_computed)
 
 
-def _stamp(flow) -> tuple:
-    """Versions of the flow's parameters and buffers; the list of tensors is kept until ``_apply`` (``.to``,
-    ``.double()``, ...) replaces them, since walking the module tree costs tens of microseconds."""
-    tensors = flow.__dict__.get(_STATE)
-    if tensors is None:
-        tensors = flow.__dict__[_STATE] = tuple(itertools.chain(flow.parameters(), flow.buffers()))
-    return tuple(t._version for t in tensors)
+class FlowLike:
+    """What every pyro_flows transform is: :class:`Flow`, :class:`Inverse`, :class:`Compose` and the bound
+    view of a conditional flow. See the module docstring for the contract.
 
-
-class _CachedCalls:
-    """Derives torch's transform interface from ``_fwd(x) -> (y, ld)`` and ``_bwd(y) -> (x, ld)``.
-
-    Shared by :class:`Flow` and its bound view :class:`_Conditioned`; ``_flow`` is the flow holding the maths.
+    Attributes:
+        event_shape: the shape of one input.
+        context_dim: the context's size, or ``None`` for an unconditional transform.
+        fast: one of :data:`FAST`.
     """
 
-    _entry: Optional[_Entry] = None
+    bijective = True
 
-    def _fwd(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    # --- what each kind provides ------------------------------------------------------------------------
+    def _forward_and_log_det(self, x: Tensor, context: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def _bwd(self, y: Tensor) -> Tuple[Tensor, Tensor]:
-        raise NotImplementedError
+    def _inverse_and_log_det(self, y: Tensor, context: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} has no inverse.")
 
-    def _lookup(self, x=None, y=None) -> Optional[_Entry]:
-        e = self._entry
-        if self._cache_size == 0 or e is None or not e.usable(_stamp(self._flow)):
-            return None
-        if (x is None or x is e.x) and (y is None or y is e.y):
-            return e
+    @property
+    def bound_context(self) -> Optional[Tensor]:
+        """The context bound into this transform by ``condition`` (``None`` for other transforms)."""
         return None
 
-    def _store(self, x: Tensor, y: Tensor, log_det: Tensor) -> None:
-        if self._cache_size:
-            self._entry = _Entry(x, y, log_det, _stamp(self._flow))
+    # --- validation, in one place -------------------------------------------------------------------------
+    @property
+    def dtype(self) -> Optional[torch.dtype]:
+        """The dtype of the parameters and buffers (``None`` for a transform without floating state)."""
+        return _dtype_of(self)
 
-    def __call__(self, x: Tensor) -> Tensor:
-        e = self._lookup(x=x)
-        if e is not None:
-            return e.y
-        y, ld = self._fwd(x)
-        self._store(x, y, ld)
-        return y
+    def check_args(self, value: Tensor, context: Optional[Tensor], *, what: str = "input") -> None:
+        """Raises ``TypeError``/``ValueError`` naming what was expected unless ``value`` (and ``context``) can
+        be given to this transform; see the module docstring."""
+        name = type(self).__name__
+        dtype = self.dtype
+        check_tensor(value, self.event_shape, what=what, owner=name, dtype=dtype)
+        if self.context_dim is None:
+            if context is not None:
+                raise ValueError(f"{name} is unconditional (context_dim=None) but was given a context")
+            return
+        if context is None:
+            raise ValueError(
+                f"{name} is conditional (context_dim={self.context_dim}) and needs a context: use "
+                f"flow.condition(context) with a tensor of shape (*batch, {self.context_dim})"
+            )
+        check_tensor(context, (self.context_dim,), what="context", owner=name, dtype=dtype or value.dtype)
+        batch = value.shape[: value.dim() - len(self.event_shape)]
+        try:
+            torch.broadcast_shapes(batch, context.shape[:-1])
+        except RuntimeError:
+            raise ValueError(
+                f"{name} expected a context whose batch shape broadcasts with the {what}'s {tuple(batch)}, got "
+                f"a context of shape {tuple(context.shape)}"
+            ) from None
 
-    def _inv_call(self, y: Tensor) -> Tensor:
-        e = self._lookup(y=y)
-        if e is not None:
-            return e.x
-        x, ld = self._bwd(y)
-        self._store(x, y, ld)
-        return x
+    def forward_and_log_det(self, x: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Returns ``(y, log|det dy/dx|)``; the log-det has the batch shape of ``x`` (and the context)."""
+        self.check_args(x, context)
+        return self._forward_and_log_det(x, context)
+
+    def inverse_and_log_det(self, y: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """Returns ``(x, log|det dy/dx|)``, ``x`` the preimage of ``y`` (the log-det of the FORWARD map)."""
+        self.check_args(y, context, what="input to the inverse")
+        return self._inverse_and_log_det(y, context)
+
+    # one validated pass without a context argument: what compositions and torch's interface run
+    def _fwd(self, x: Tensor):
+        return self.forward_and_log_det(x)
+
+    def _bwd(self, y: Tensor):
+        return self.inverse_and_log_det(y)
 
     def _call(self, x: Tensor) -> Tensor:
         return self._fwd(x)[0]
@@ -179,66 +217,109 @@ class _CachedCalls:
     def _inverse(self, y: Tensor) -> Tensor:
         return self._bwd(y)[0]
 
-    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
-        e = self._lookup(x=x, y=y)
+    @property
+    def event_dim(self) -> int:
+        return len(self.event_shape)
+
+    @property
+    def inv(self) -> "Inverse":
+        inverse = self.__dict__.get("_inverse_module")
+        return inverse if inverse is not None else Inverse(self)
+
+
+class _Cached(FlowLike):
+    """torch's interface with the multi-entry cache, over ``_fwd``/``_bwd`` (Flow and the bound view)."""
+
+    @property
+    def _flow(self) -> "Flow":
+        """The flow whose parameters the cached values depend on."""
+        return self
+
+    def _cache(self) -> _Cache:
+        cache = self.__dict__.get("_entries")
+        if cache is None:
+            cache = self.__dict__["_entries"] = _Cache()
+        return cache
+
+    def _lookup(self, tensor, x_side: bool):
+        if self._cache_size == 0:
+            return None
+        entry = self._cache().find(tensor, x_side)
+        if entry is None or not (entry.grad or not torch.is_grad_enabled()):
+            return None  # a graph-less entry must not stand in for a computation that wants gradients
+        return entry if entry.key == state.module_key(self._flow) else None
+
+    def _store(self, given, computed, given_is_x, log_det):
+        if self._cache_size:
+            self._cache().add(given, computed, given_is_x, log_det, state.module_key(self._flow))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        e = self._lookup(x, True)
         if e is not None:
+            return e.side(False)
+        y, ld = self._fwd(x)
+        self._store(x, y, True, ld)
+        return y
+
+    def _inv_call(self, y: Tensor) -> Tensor:
+        e = self._lookup(y, False)
+        if e is not None:
+            return e.side(True)
+        x, ld = self._bwd(y)
+        self._store(y, x, False, ld)
+        return x
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        e = self._lookup(y, False)
+        if e is not None and e.side(True) is x:
             return e.log_det
-        if self._flow.fast == "inverse":
+        if self.fast == "inverse":
             x2, ld = self._bwd(y)
-            self._store(x2, y, ld)
+            self._store(y, x2, False, ld)
         else:
             y2, ld = self._fwd(x)
-            self._store(x, y2, ld)
+            self._store(x, y2, True, ld)
         return ld
 
     def clear_cache(self) -> None:
-        """Drops the cached (x, y, log-det) entry."""
-        self._entry = None
+        """Drops every cached (x, y, log-det) entry."""
+        self.__dict__.pop("_entries", None)
+
+    def _view(self, cache_size: int):
+        if cache_size not in (0, 1):
+            raise ValueError(f"cache_size must be 0 or 1, got {cache_size!r}")
+        view = copy.copy(self)
+        view._cache_size = cache_size
+        view.__dict__.pop("_entries", None)
+        view.__dict__.pop("_inverse_module", None)
+        return view
 
 
-class Flow(_CachedCalls, TransformModule, ConditionalTransform):
-    """Base class of every pyro_flows transform; see the module docstring for the contract.
+class Flow(_Cached, TransformModule, ConditionalTransform):
+    """Base class of every pyro_flows layer; see the module docstring for the contract.
 
     Subclasses call ``super().__init__(event_shape=..., context_dim=...)`` and implement
-    :meth:`forward_and_log_det` and, where an inverse exists, :meth:`inverse_and_log_det`.
+    ``_forward_and_log_det(x, context)`` and, where an inverse exists, ``_inverse_and_log_det(y, context)``.
 
     Args:
         event_shape: the shape of one input (``(input_dim,)`` for vectors).
         context_dim: size of the context vector, or ``None`` for an unconditional flow.
-        cache_size: 1 (default) keeps the last ``(x, y, log-det)``; 0 disables caching.
+        cache_size: 1 (default) keeps the (x, y, log-det) of every live output; 0 disables caching.
     """
 
-    bijective = True
-    #: The direction that costs one pass: "forward", "inverse" or "both".
+    #: The direction that costs one pass: one of :data:`FAST`.
     fast = "both"
+    #: The sign of the Jacobian determinant.
+    sign = 1
 
     def __init__(self, *, event_shape: Sequence[int], context_dim: Optional[int] = None, cache_size: int = 1):
         if cache_size not in (0, 1):
-            raise ValueError(f"cache_size must be 0 or 1, got {cache_size}")
+            raise ValueError(f"cache_size must be 0 or 1, got {cache_size!r}")
+        shape = _event_shape(event_shape, name=f"{type(self).__name__}'s input_dim")
         super().__init__(cache_size=cache_size)
-        self.event_shape = torch.Size(event_shape)
+        self.event_shape = torch.Size(shape)
         self._domain = constraints.independent(constraints.real, len(self.event_shape))
-        if context_dim is not None and (not isinstance(context_dim, int) or context_dim < 1):
-            raise ValueError(f"context_dim must be a positive int or None, got {context_dim!r}")
-        self.context_dim = context_dim
-
-    # --- what a subclass implements ---------------------------------------------------------------------
-    def forward_and_log_det(self, x: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """Returns ``(y, log|det dy/dx|)``; the log-det has the batch shape of ``x``."""
-        raise NotImplementedError
-
-    def inverse_and_log_det(self, y: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        """Returns ``(x, log|det dy/dx|)`` with ``x`` the preimage of ``y`` (the forward map's log-det)."""
-        raise NotImplementedError(f"{type(self).__name__} has no inverse.")
-
-    # --- torch/pyro plumbing derived from the two methods above -----------------------------------------
-    @property
-    def _flow(self) -> "Flow":
-        return self
-
-    @property
-    def event_dim(self) -> int:
-        return len(self.event_shape)
+        self.context_dim = optional_positive_int("context_dim", context_dim)
 
     @property
     def domain(self):
@@ -248,25 +329,12 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
     def codomain(self):
         return self._domain
 
-    @property
-    def inv(self) -> "Inverse":
-        return _cached_inverse(self)
-
     def with_cache(self, cache_size: int = 1):
         """This flow with another cache size: a view sharing the parameters (torch's ``with_cache``)."""
-        if cache_size == self._cache_size:
-            return self
-        if cache_size not in (0, 1):
-            raise ValueError(f"cache_size must be 0 or 1, got {cache_size}")
-        view = copy.copy(self)
-        view._cache_size, view._entry = cache_size, None
-        return view
-
-    def _check_x(self, x: Tensor, what: str) -> None:
-        check_input(x, self.event_shape, what=what, owner=type(self).__name__)
+        return self if cache_size == self._cache_size else self._view(cache_size)
 
     def check_context(self, context: Optional[Tensor]) -> Optional[Tensor]:
-        """Validates a context for this flow and returns it (``None`` for an unconditional flow)."""
+        """Validates a context on its own (width, dtype, presence) and returns it."""
         name = type(self).__name__
         if self.context_dim is None:
             if context is not None:
@@ -277,19 +345,11 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
                 f"{name} is conditional (context_dim={self.context_dim}) and needs a context: "
                 f"use flow.condition(context) with a tensor of shape (*batch, {self.context_dim})"
             )
-        check_input(context, (self.context_dim,), what="context", owner=name)
+        check_tensor(context, (self.context_dim,), what="context", owner=name, dtype=self.dtype)
         return context
 
-    def _fwd(self, x):
-        self._check_x(x, "input")
-        return self.forward_and_log_det(x, self.check_context(None))
-
-    def _bwd(self, y):
-        self._check_x(y, "input to the inverse")
-        return self.inverse_and_log_det(y, self.check_context(None))
-
     def condition(self, context: Tensor):
-        """Binds a context: returns a parameter-free transform with this flow's maths and ``context``.
+        """Binds a context: returns a view with this flow's maths and parameters and ``context``.
 
         An unconditional flow returns itself, so it mixes freely with conditional ones in a
         ``ConditionalTransformedDistribution``.
@@ -299,15 +359,13 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
         return _Conditioned(self, self.check_context(context))
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state["_entry"] = None
-        state.pop(_INVERSE, None)
-        state.pop(_STATE, None)
-        return state
+        state_ = super().__getstate__()
+        for name in ("_entries", "_inverse_module"):
+            state_.pop(name, None)
+        return state.drop(state_)
 
     def _apply(self, fn, *args, **kwargs):
-        self.__dict__.pop(_STATE, None)
-        self._entry = None
+        self.clear_cache()
         return super()._apply(fn, *args, **kwargs)
 
     def extra_repr(self) -> str:
@@ -315,45 +373,77 @@ class Flow(_CachedCalls, TransformModule, ConditionalTransform):
         return s + (f", context_dim={self.context_dim}" if self.context_dim is not None else "")
 
 
-class _Conditioned(_CachedCalls, torch.distributions.Transform):
-    """A flow with its context bound: a plain (parameter-free) transform with its own cache."""
+class _Conditioned(_Cached, TransformModule):
+    """A flow with its context bound: a transform module sharing the flow's parameters, with its own cache."""
 
-    bijective = True
+    context_dim = None
 
     def __init__(self, flow: Flow, context: Tensor):
         super().__init__(cache_size=flow._cache_size)
-        self._base = flow
+        self.flow = flow
         self.context = context
 
     @property
     def _flow(self) -> Flow:
-        return self._base
+        return self.flow
+
+    @property
+    def bound_context(self):
+        return self.context
+
+    def check_args(self, value, context, *, what="input"):
+        if context is not None and context is not self.context:
+            raise ValueError(f"this {type(self.flow).__name__} has its context bound already; got another one")
+        self.flow.check_args(value, self.context, what=what)
+
+    def _forward_and_log_det(self, x, context):
+        return self.flow._forward_and_log_det(x, self.context)
+
+    def _inverse_and_log_det(self, y, context):
+        return self.flow._inverse_and_log_det(y, self.context)
+
+    @property
+    def event_shape(self):
+        return self.flow.event_shape
+
+    @property
+    def fast(self):
+        return self.flow.fast
+
+    @property
+    def sign(self):
+        return self.flow.sign
 
     @property
     def domain(self):
-        return self._base.domain
+        return self.flow.domain
 
     @property
     def codomain(self):
-        return self._base.codomain
+        return self.flow.codomain
 
-    def _fwd(self, x):
-        self._base._check_x(x, "input")
-        return self._base.forward_and_log_det(x, self.context)
+    def with_cache(self, cache_size: int = 1):
+        return self if cache_size == self._cache_size else _Conditioned(self.flow.with_cache(cache_size), self.context)
 
-    def _bwd(self, y):
-        self._base._check_x(y, "input to the inverse")
-        return self._base.inverse_and_log_det(y, self.context)
+    def condition(self, context: Tensor):
+        """Binds another context to the same flow."""
+        return self.flow.condition(context)
+
+    def __getstate__(self):
+        state_ = super().__getstate__()
+        for name in ("_entries", "_inverse_module"):
+            state_.pop(name, None)
+        return state.drop(state_)
 
 
-class Inverse(TransformModule, ConditionalTransform):
+class Inverse(FlowLike, TransformModule, ConditionalTransform):
     """The inverse of a transform, as a module that keeps the transform's parameters.
 
     ``Inverse(t)`` maps ``y -> t^{-1}(y)``; its log-det is minus ``t``'s. It shares ``t``'s cache, so
     inverting what ``t`` just produced is free. Its fast direction is ``t``'s slow one.
 
     Args:
-        transform: a :class:`Flow` or :class:`Compose`.
+        transform: a pyro_flows transform (:class:`FlowLike`).
 
     Example:
         >>> import torch, pyro_flows as pf
@@ -363,15 +453,20 @@ class Inverse(TransformModule, ConditionalTransform):
         True
     """
 
-    bijective = True
-
     def __init__(self, transform):
+        if not isinstance(transform, FlowLike):
+            raise TypeError(f"Inverse takes a pyro_flows transform, got {type(transform).__name__}")
         super().__init__(cache_size=transform._cache_size)
         self.transform = transform
+        transform.__dict__["_inverse_module"] = self  # t.inv is the latest Inverse(t); kept out of modules()
 
     @property
     def fast(self) -> str:
-        return {"forward": "inverse", "inverse": "forward"}.get(self.transform.fast, "both")
+        return {"forward": "inverse", "inverse": "forward"}.get(self.transform.fast, self.transform.fast)
+
+    @property
+    def sign(self):
+        return self.transform.sign
 
     @property
     def event_shape(self) -> torch.Size:
@@ -393,6 +488,13 @@ class Inverse(TransformModule, ConditionalTransform):
     def inv(self):
         return self.transform
 
+    def check_args(self, value, context, *, what="input"):
+        self.transform.check_args(value, context, what=what)
+
+    @property
+    def bound_context(self):
+        return self.transform.bound_context
+
     def __call__(self, y: Tensor) -> Tensor:
         return self.transform._inv_call(y)
 
@@ -402,38 +504,38 @@ class Inverse(TransformModule, ConditionalTransform):
     def log_abs_det_jacobian(self, y: Tensor, x: Tensor) -> Tensor:
         return -self.transform.log_abs_det_jacobian(x, y)
 
-    def _fwd(self, y: Tensor):
-        x, ld = self.transform._bwd(y)
+    def _forward_and_log_det(self, y: Tensor, context):
+        x, ld = self.transform._inverse_and_log_det(y, context)
         return x, -ld
 
-    def _bwd(self, x: Tensor):
-        y, ld = self.transform._fwd(x)
+    def _inverse_and_log_det(self, x: Tensor, context):
+        y, ld = self.transform._forward_and_log_det(x, context)
         return y, -ld
 
-    def forward_and_log_det(self, y: Tensor, context: Optional[Tensor] = None):
-        """Returns ``(t^{-1}(y), log|det|)`` of this (inverse) map."""
-        x, ld = self.transform.inverse_and_log_det(y, context)
-        return x, -ld
-
-    def inverse_and_log_det(self, x: Tensor, context: Optional[Tensor] = None):
-        """Returns ``(t(x), log|det|)`` of this (inverse) map, evaluated at its preimage."""
-        y, ld = self.transform.forward_and_log_det(x, context)
-        return y, -ld
+    def with_cache(self, cache_size: int = 1):
+        return self if cache_size == self._cache_size else Inverse(self.transform.with_cache(cache_size))
 
     def condition(self, context: Tensor):
         bound = self.transform.condition(context)
         return self if bound is self.transform else bound.inv
 
+    def clear_cache(self) -> None:
+        self.transform.clear_cache()
 
-class Compose(ComposeTransformModule, ConditionalTransform):
+    def __getstate__(self):
+        return state.drop(super().__getstate__())
+
+
+class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
     """A chain of transforms applied left to right: a Pyro ``ComposeTransformModule`` with the contract.
 
     ``forward_and_log_det`` runs the parts once and sums their log-dets; the inverse runs them backwards.
-    ``condition(context)`` binds the context of every conditional part. Parts that are not pyro_flows
-    transforms (Pyro's own, say) are used through torch's interface.
+    ``condition(context)`` binds the context of every conditional part and returns a bound
+    ``ComposeTransformModule``. Parts that are not pyro_flows transforms (Pyro's or torch's own) are used
+    through torch's interface.
 
     Args:
-        parts: the transforms, first applied first. All must share one event shape.
+        parts: the transforms, first applied first. All must share one event shape and one context size.
 
     Example:
         >>> import torch, pyro_flows as pf
@@ -443,71 +545,106 @@ class Compose(ComposeTransformModule, ConditionalTransform):
         (torch.Size([5, 3]), torch.Size([5]))
     """
 
-    def __init__(self, parts: Sequence):
+    def __init__(self, parts: Sequence, *, cache_size: int = 0, _context: Optional[Tensor] = None):
+        if isinstance(parts, torch.distributions.Transform) or not isinstance(parts, (list, tuple)):
+            raise TypeError(f"Compose takes a list of transforms, got {type(parts).__name__}")
         parts = list(parts)
         if not parts:
             raise ValueError("Compose needs at least one transform")
-        shapes = {tuple(p.event_shape) for p in parts if hasattr(p, "event_shape")}
+        bad = [type(p).__name__ for p in parts if not isinstance(p, torch.distributions.Transform)]
+        if bad:
+            raise TypeError(f"Compose expected transforms (torch.distributions.Transform), got {bad}")
+        shapes = {tuple(p.event_shape) for p in parts if getattr(p, "event_shape", None) is not None}
         if len(shapes) > 1:
             raise ValueError(f"Compose parts must share one event shape, got {sorted(shapes)}")
-        super().__init__(parts)
+        if cache_size not in (0, 1):
+            raise ValueError(f"cache_size must be 0 or 1, got {cache_size!r}")
+        super().__init__(parts, cache_size=cache_size)
+        self.parts = parts  # pyro_flows parts cache already; others keep what they were given
         self.event_shape = torch.Size(shapes.pop()) if shapes else None
         dims = {getattr(p, "context_dim", None) for p in parts} - {None}
         if len(dims) > 1:
             raise ValueError(f"Compose parts must share one context_dim, got {sorted(dims)}")
         self.context_dim = dims.pop() if dims else None
+        self._context = _context
 
     @property
     def fast(self) -> str:
         kinds = {getattr(p, "fast", "both") for p in self.parts} - {"both"}
-        return kinds.pop() if len(kinds) == 1 else ("both" if not kinds else "neither")
+        if not kinds:
+            return "both"
+        return kinds.pop() if len(kinds) == 1 else "neither"
 
     @property
-    def inv(self) -> Inverse:
-        return _cached_inverse(self)
+    def bound_context(self):
+        return self._context
 
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop(_INVERSE, None)
-        return state
+    def check_args(self, value, context, *, what="input"):
+        if self._context is not None:
+            if context is not None and context is not self._context:
+                raise ValueError("this Compose has its context bound already; got another one")
+            context = None
+            dims = None
+        else:
+            dims = self.context_dim
+        name = "Compose"
+        check_tensor(value, self.event_shape, what=what, owner=name, dtype=self.dtype)
+        if dims is None and context is not None:
+            raise ValueError(f"{name} is unconditional (context_dim=None) but was given a context")
+        if dims is not None and context is None:
+            raise ValueError(
+                f"this flow is conditional (context_dim={dims}) and needs a context: use flow.condition(context)"
+            )
+        # a context's own checks (width, dtype, batch shape) are made by each conditional part
 
-    def _inverse(self, y: Tensor) -> Tensor:
+    def _parts(self, context):
+        if context is None or self._context is not None:  # unconditional, or bound already
+            return self.parts
+        return [p.condition(context) if isinstance(p, ConditionalTransform) else p for p in self.parts]
+
+    def _forward_and_log_det(self, x: Tensor, context):
+        return _chain(self._parts(context), x, len(self.event_shape), forward=True)
+
+    def _inverse_and_log_det(self, y: Tensor, context):
+        return _chain(self._parts(context)[::-1], y, len(self.event_shape), forward=False)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        for part in self.parts:
+            x = part(x)
+        return x
+
+    def _inv_call(self, y: Tensor) -> Tensor:
         for part in reversed(self.parts):
             y = part.inv(y)
         return y
 
-    def _parts(self, context):
-        if context is None:
-            if self.context_dim is not None:
-                raise ValueError(
-                    f"this flow is conditional (context_dim={self.context_dim}) and needs a context: "
-                    "use flow.condition(context)"
-                )
-            return self.parts
-        return [p.condition(context) if isinstance(p, ConditionalTransform) else p for p in self.parts]
-
-    def _fwd(self, x: Tensor):
-        return self.forward_and_log_det(x)
-
-    def _bwd(self, y: Tensor):
-        return self.inverse_and_log_det(y)
-
-    def forward_and_log_det(self, x: Tensor, context: Optional[Tensor] = None):
-        """Returns ``(y, log|det dy/dx|)`` for the whole chain, in one pass."""
-        return _chain(self._parts(context), x, len(self.event_shape), forward=True)
-
-    def inverse_and_log_det(self, y: Tensor, context: Optional[Tensor] = None):
-        """Returns ``(x, log|det dy/dx|)`` for the whole chain, running the parts backwards."""
-        return _chain(self._parts(context)[::-1], y, len(self.event_shape), forward=False)
-
     def condition(self, context: Tensor):
-        if self.context_dim is None:
+        """Binds ``context`` to every conditional part: a ``ComposeTransformModule`` sharing the parameters."""
+        if self.context_dim is None or self._context is not None:
             return self
-        return torch.distributions.ComposeTransform(self._parts(context))
+        if not isinstance(context, torch.Tensor):
+            raise TypeError(f"Compose.condition expected a context tensor, got {type(context).__name__}")
+        return Compose(self._parts(context), _context=context)
 
     def with_cache(self, cache_size: int = 1):
-        """Returns itself: a chain caches in its parts, each with its own (x, y, log-det) entry."""
-        return self
+        """A chain whose parts have another cache size (views sharing the parameters)."""
+        if cache_size == self._cache_size:
+            return self
+        return Compose([p.with_cache(cache_size) for p in self.parts], cache_size=cache_size,
+                       _context=self._context)
+
+    def clear_cache(self) -> None:
+        for part in self.parts:
+            if hasattr(part, "clear_cache"):
+                part.clear_cache()
+
+    def __getstate__(self):
+        state_ = super().__getstate__()
+        state_.pop("_inverse_module", None)
+        return state.drop(state_)
+
+    def __hash__(self):
+        return object.__hash__(self)
 
 
 def _chain(parts, value: Tensor, event_dim: int, *, forward: bool):
@@ -515,7 +652,7 @@ def _chain(parts, value: Tensor, event_dim: int, *, forward: bool):
     summing the forward log-dets to the batch shape of ``value``'s ``event_dim``-dimensional events."""
     total = 0.0
     for part in parts:
-        if hasattr(part, "_fwd"):  # pyro_flows transforms: one pass gives the value and its log-det
+        if isinstance(part, FlowLike):  # one pass gives the value and its log-det
             out, ld = part._fwd(value) if forward else part._bwd(value)
         else:  # torch/Pyro transforms, through torch's interface
             out = part(value) if forward else part.inv(value)
@@ -543,17 +680,16 @@ def flow_distribution(flow, *, context: Optional[Tensor] = None):
         >>> d.log_prob(torch.zeros(3, 2)).shape
         torch.Size([3])
     """
-    shape = getattr(flow, "event_shape", None)
-    if shape is None:
-        raise ValueError("flow_distribution needs a flow with an event_shape")
-    ref = next(iter(flow.parameters()), None) if isinstance(flow, torch.nn.Module) else None
+    if not isinstance(flow, FlowLike) or flow.event_shape is None:
+        raise TypeError(f"flow_distribution takes a pyro_flows transform, got {type(flow).__name__}")
+    shape = flow.event_shape
+    ref = next(iter(flow.parameters()), None)
     kw = dict(dtype=ref.dtype, device=ref.device) if ref is not None else {}
     base = dist.Normal(torch.zeros(shape, **kw), torch.ones(shape, **kw)).to_event(len(shape))
-    if getattr(flow, "context_dim", None) is None:
+    if flow.context_dim is None:
         if context is not None:
             raise ValueError("flow_distribution: this flow is unconditional but was given a context")
         return dist.TransformedDistribution(base, flow)
     if context is None:
         return ConditionalTransformedDistribution(base, [flow])
     return dist.TransformedDistribution(base, flow.condition(context))
-

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import torch
 
+from .validation import positive_int, positive_ints
+
 __all__ = ["halves", "alternating", "checkerboard", "channels", "check_coupling_mask"]
-
-
-def _positive(n, name):
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
 
 
 def halves(dim: int, *, flip: bool = False) -> torch.Tensor:
@@ -24,7 +21,7 @@ def halves(dim: int, *, flip: bool = False) -> torch.Tensor:
         >>> halves(5, flip=True).tolist()
         [False, False, True, True, True]
     """
-    _positive(dim, "dim")
+    positive_int("dim", dim)
     mask = torch.arange(dim) < dim // 2
     return ~mask if flip else mask
 
@@ -36,7 +33,7 @@ def alternating(dim: int, *, flip: bool = False) -> torch.Tensor:
         >>> alternating(4).tolist()
         [True, False, True, False]
     """
-    _positive(dim, "dim")
+    positive_int("dim", dim)
     mask = torch.arange(dim) % 2 == 0
     return ~mask if flip else mask
 
@@ -50,7 +47,7 @@ def checkerboard(shape, *, flip: bool = False) -> torch.Tensor:
     """
     c, h, w = shape
     for n, name in ((c, "C"), (h, "H"), (w, "W")):
-        _positive(n, name)
+        positive_int(name, n)
     grid = (torch.arange(h)[:, None] + torch.arange(w)[None, :]) % 2 == 0
     mask = grid.expand(c, h, w).clone()
     return ~mask if flip else mask
@@ -107,7 +104,7 @@ def input_degrees(input_dim: int, ordering="natural", *, generator=None) -> torc
         >>> input_degrees(3, [2, 0, 1]).tolist()
         [2, 3, 1]
     """
-    _positive(input_dim, "input_dim")
+    positive_int("input_dim", input_dim)
     if isinstance(ordering, str):
         if ordering not in ORDERINGS:
             raise ValueError(f"ordering must be one of {ORDERINGS} or a permutation, got {ordering!r}")
@@ -125,28 +122,35 @@ def input_degrees(input_dim: int, ordering="natural", *, generator=None) -> torc
     return degrees
 
 
-def hidden_degrees(input_dim: int, hidden_dims, *, mode: str = "spread", generator=None) -> list:
+def hidden_degrees(input_dim: int, hidden_dims, *, mode: str = "spread", generator=None,
+                   context: bool = False) -> list:
     """Degrees of the hidden units of a MADE, one long tensor per layer, every unit connected.
 
     A unit of degree ``m`` may see inputs of degree ``<= m`` and feed outputs of degree ``> m``. Degrees lie in
-    ``1..D-1`` (0 when D = 1: such units see only the context). ``"spread"`` spreads them evenly (deterministic);
-    ``"random"`` draws each from ``[min degree of the layer below, D-1]`` as in the MADE paper. Then each
-    layer is clamped to the largest degree of the layer above, so every unit keeps a path to an output.
+    ``1..D-1``; with ``context=True`` (a conditional MADE) in ``0..D-1``: units of degree 0 see no input, only
+    the context, and they are what makes the FIRST variable of the ordering depend on the context (with
+    degrees from 1 its outputs would see a bias alone). ``"spread"`` spreads them evenly (deterministic);
+    ``"random"`` draws each from ``[min degree of the layer below, D-1]`` as in the MADE paper, and with
+    ``context`` makes the first ``max(1, width // D)`` units of each layer degree 0. Then each layer is clamped to the largest degree of the
+    layer above, so every unit keeps a path to an output.
 
     Example:
         >>> [d.tolist() for d in hidden_degrees(3, [4])]
         [[1, 1, 2, 2]]
+        >>> [d.tolist() for d in hidden_degrees(3, [4], context=True)]
+        [[0, 0, 1, 2]]
     """
-    _positive(input_dim, "input_dim")
+    positive_int("input_dim", input_dim)
     top = max(input_dim - 1, 0)
-    low = min(1, top)
+    low = 0 if context else min(1, top)
     layers = []
-    for width in hidden_dims:
-        _positive(width, "hidden width")
+    for width in positive_ints("hidden_dims", hidden_dims):
         if mode == "spread":
             d = low + (torch.arange(width) * (top - low + 1)) // width
         elif mode == "random":
             d = torch.randint(low, top + 1, (width,), generator=generator)
+            if context:  # as many context-only units as a degree gets on average, at least one
+                d[: max(1, width // (top + 1))] = 0
         else:
             raise ValueError(f"mode must be one of {HIDDEN_DEGREES}, got {mode!r}")
         layers.append(d)

@@ -35,10 +35,11 @@ def elementwise(constraint):
 
 
 def draw_in(constraint, like):
-    """Random values shaped like ``like`` inside ``constraint`` (the real line or the unit interval)."""
+    """Random values shaped like ``like`` inside ``constraint`` (the real line or an interval)."""
     constraint = elementwise(constraint)
-    if constraint is torch.distributions.constraints.unit_interval:
-        return 0.02 + 0.96 * torch.rand_like(like)
+    if isinstance(constraint, torch.distributions.constraints.interval):
+        low, high = constraint.lower_bound, constraint.upper_bound
+        return low + (high - low) * (0.02 + 0.96 * torch.rand_like(like))
     assert constraint is torch.distributions.constraints.real, f"no sampler for {constraint}"
     return torch.randn_like(like)
 
@@ -175,6 +176,35 @@ def test_distribution_sample_and_log_prob(case):
     torch.testing.assert_close(lp, expected, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("validate", [False, True], ids=["plain", "validated"])
+def test_distribution_scores_its_own_samples(case, validate):
+    # The declared codomain must hold every sample, and log_prob must score a fresh copy of each.
+    t, ctx = case.transform, single_context(case)
+    d = pf.flow_distribution(t, context=ctx)
+    torch.manual_seed(1)
+    s = d.sample(torch.Size([64]))
+    assert bool(d.support.check(s).all()), "a sample lies outside the distribution's declared support"
+    checked = dist.TransformedDistribution(d.base_dist, d.transforms, validate_args=validate)
+    lp = checked.log_prob(s.clone())
+    assert lp.shape == (64,) and torch.isfinite(lp).all()
+
+
+def test_every_output_depends_on_the_context(case):
+    # A conditional transform's context must reach every output it transforms (a coupling's kept entries
+    # pass through unchanged, context or not): probed by changing the context alone.
+    if case.context is None:
+        pytest.skip("unconditional")
+    t = case.transform
+    x = case.x[:1].expand(8, *case.event_shape)
+    with torch.no_grad():
+        y = t.condition(torch.randn(8, case.context.shape[-1]))(x)
+    changed = (y - y[:1]).abs().amax(0) > 1e-6
+    transformed = (y - x).abs().amax(0) > 1e-6
+    assert bool(changed[transformed].all()), (
+        f"{int((transformed & ~changed).sum())} transformed outputs ignore the context"
+    )
+
+
 def params_of(t):
     return [(n, p) for n, p in t.named_parameters() if p.requires_grad]
 
@@ -280,6 +310,7 @@ def test_wrong_event_shape_is_a_clear_error(case):
 
 
 BATCH_BAD = 2
+BATCH = 4
 
 
 def test_integer_input_is_a_clear_error(case):
@@ -288,13 +319,35 @@ def test_integer_input_is_a_clear_error(case):
         bound(torch.zeros(2, *case.event_shape, dtype=torch.long))
 
 
+def test_other_dtype_is_a_clear_error(case):
+    bound = bind(case.transform, case.context)
+    if bound.dtype is None:
+        assert bound(case.x.double()).dtype == torch.float64  # no floating state: any float dtype works
+        return
+    for dtype in (torch.float64, torch.float16):
+        with pytest.raises(TypeError, match="dtype"):
+            bound(case.x.to(dtype))
+        with pytest.raises(TypeError, match="dtype"):
+            bound.inv(case.x.to(dtype))
+
+
 def test_context_errors(case):
     t = case.transform
     if case.context is None:
         with pytest.raises(ValueError, match="unconditional"):
             pf.flow_distribution(t, context=torch.randn(3))
+        with pytest.raises(ValueError, match="unconditional"):
+            t.forward_and_log_det(case.x, torch.randn(BATCH, 3))
         return
     with pytest.raises(ValueError, match="needs a context"):
         t(case.x)
+    with pytest.raises(ValueError, match="needs a context"):
+        t.forward_and_log_det(case.x)
+    with pytest.raises(ValueError, match="needs a context"):
+        t.inverse_and_log_det(case.x)
     with pytest.raises(ValueError, match="expected"):
         t.condition(torch.randn(BATCH_BAD, case.context.shape[-1] + 1))(case.x)
+    with pytest.raises(ValueError, match="broadcasts"):
+        t.condition(torch.randn(BATCH + 1, case.context.shape[-1]))(case.x)
+    with pytest.raises(TypeError, match="dtype"):
+        t.condition(case.context.double())(case.x)

@@ -145,10 +145,11 @@ def trained_actnorm():
 
 def assert_not_reinitialized(an, reference):
     ref = (reference.loc.detach().clone(), reference.log_scale.detach().clone())
-    an.inv(torch.randn(32, 2, 3, 3) * 9 - 4)
-    an(torch.randn(32, 2, 3, 3) * 9 - 4)
-    torch.testing.assert_close(an.loc.detach(), ref[0], rtol=0, atol=0)
-    torch.testing.assert_close(an.log_scale.detach(), ref[1], rtol=0, atol=0)
+    dtype = an.loc.dtype
+    an.inv(torch.randn(32, 2, 3, 3, dtype=dtype) * 9 - 4)
+    an(torch.randn(32, 2, 3, 3, dtype=dtype) * 9 - 4)
+    torch.testing.assert_close(an.loc.detach(), ref[0].to(dtype), rtol=0, atol=0)
+    torch.testing.assert_close(an.log_scale.detach(), ref[1].to(dtype), rtol=0, atol=0)
 
 
 def test_actnorm_initialization_survives_state_dict_and_is_not_rerun():

@@ -79,8 +79,10 @@ def test_every_hidden_unit_is_connected(mode):
         # paths from inputs into each hidden layer and from each hidden layer to the outputs
         reach_in = torch.ones(D)
         ins = []
-        for w in weights[:-1]:
+        for i, w in enumerate(weights[:-1]):
             reach_in = (w @ reach_in > 0).float()
+            if i == 0 and made.context is not None:  # every first-layer unit sees the context
+                reach_in = torch.ones_like(reach_in)
             ins.append(reach_in)
         reach_out = torch.ones(weights[-1].shape[0])
         outs = []
@@ -169,3 +171,23 @@ def test_fast_slow_direction_equals_the_recursion(layer, kw):
         randomize()  # the cached plan must follow parameter updates
         u_rec2, _ = flow._v_to_u_recursive(v, ctx)
         torch.testing.assert_close(slow(v, ctx)[0], u_rec2, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(ordering="random", hidden_degrees="random", seed=0),
+                                dict(residual=True), dict(ordering="reversed")],
+                         ids=["spread", "random", "residual", "reversed"])
+def test_every_output_of_a_conditional_made_depends_on_the_context(kw):
+    # The first variable of the ordering too: its outputs see the context through degree-0 hidden units.
+    torch.manual_seed(0)
+    made = MADE(D, (16, 16), context_dim=3, **kw)
+    with torch.no_grad():
+        for p in made.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x, ctx = torch.randn(8, D), torch.randn(8, 3)  # several points: a ReLU unit may be off at one of them
+    for _ in range(3):
+        jac = torch.autograd.functional.jacobian(lambda c: torch.stack(made(x, c)), ctx)  # (P, 8, D, 8, C)
+        assert bool((jac.abs().sum((1, 3, 4)) > 0).all()), "an output does not depend on the context"
+        if "seed" in kw:
+            made.resample()
+        else:
+            break

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import masks as M
+from ..validation import optional_positive_int, positive_int, positive_ints
 
 __all__ = ["MaskedLinear", "MADE", "sequential_inverse"]
 
@@ -63,7 +64,9 @@ class MADE(nn.Module):
         input_dim: D.
         hidden_dims: widths of the hidden layers (all equal when ``residual``).
         num_params: parameters per input dimension.
-        context_dim: size of a context vector fed to every first-layer unit.
+        context_dim: size of a context vector fed to every first-layer unit. A conditional MADE has hidden
+            units of degree 0 (they see the context and no input), so every output, the first variable's
+            too, depends on the context.
         ordering: ``"natural"``, ``"reversed"``, ``"random"`` or a permutation (see
             :func:`pyro_flows.masks.input_degrees`).
         hidden_degrees: ``"spread"`` or ``"random"`` (see :func:`pyro_flows.masks.hidden_degrees`).
@@ -96,12 +99,14 @@ class MADE(nn.Module):
         seed: Optional[int] = None,
     ):
         super().__init__()
-        hidden_dims = tuple(int(h) for h in hidden_dims)
-        if not hidden_dims:
-            raise ValueError("MADE needs at least one hidden layer")
+        input_dim = positive_int("input_dim", input_dim)
+        hidden_dims = positive_ints("hidden_dims", hidden_dims)
+        num_params = positive_int("num_params", num_params)
+        context_dim = optional_positive_int("context_dim", context_dim)
         if residual and len(set(hidden_dims)) != 1:
             raise ValueError(f"a residual MADE needs equal hidden widths, got {hidden_dims}")
         self.input_dim, self.hidden_dims, self.num_params = input_dim, hidden_dims, num_params
+        self.context_dim = context_dim
         self.ordering, self.hidden_mode, self.residual = ordering, hidden_degrees, residual
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         deg_in, deg_hidden = self._degrees(ordering)
@@ -124,7 +129,8 @@ class MADE(nn.Module):
     def _degrees(self, ordering):
         deg_in = M.input_degrees(self.input_dim, ordering, generator=self.generator)
         width = self.hidden_dims if not self.residual else self.hidden_dims[:1]
-        hidden = M.hidden_degrees(self.input_dim, width, mode=self.hidden_mode, generator=self.generator)
+        hidden = M.hidden_degrees(self.input_dim, width, mode=self.hidden_mode, generator=self.generator,
+                                  context=self.context_dim is not None)
         if self.residual:
             hidden = hidden * len(self.hidden_dims)
         return deg_in, hidden
@@ -138,7 +144,8 @@ class MADE(nn.Module):
             deg_in = self.degrees
         mode = "random" if hidden else self.hidden_mode
         width = self.hidden_dims if not self.residual else self.hidden_dims[:1]
-        deg_hidden = M.hidden_degrees(self.input_dim, width, mode=mode, generator=self.generator) if hidden \
+        deg_hidden = M.hidden_degrees(self.input_dim, width, mode=mode, generator=self.generator,
+                                      context=self.context_dim is not None) if hidden \
             else self.unit_degrees()[: len(width)]
         if self.residual:
             deg_hidden = deg_hidden * len(self.hidden_dims)
@@ -158,7 +165,11 @@ class MADE(nn.Module):
 
     def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
         h = self.layers[0](x)
-        if self.context is not None and context is not None:
+        if (self.context is None) != (context is None):
+            raise ValueError(
+                f"this MADE has context_dim={self.context_dim}: it needs a context exactly when context_dim is set"
+            )
+        if self.context is not None:
             h = h + self.context(context)
         h = self.activation(h)
         for layer in self.layers[1:]:

@@ -93,13 +93,13 @@ class AffineAutoregressive(Flow):
             u = candidate if k == top else torch.where(degrees == k, candidate, u)
         return u, ld.sum(-1)
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         if self.fast == "forward":
             return self._u_to_v(x, context)
         y, ld = self._v_to_u(x, context)
         return y, -ld
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         if self.fast == "forward":
             return self._v_to_u(y, context)
         x, ld = self._u_to_v(y, context)

@@ -159,7 +159,7 @@ class Coupling(Flow):
         ld = ld.masked_fill(self.mask, 0.0).flatten(-len(self.event_shape)).sum(-1)
         return out, ld
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         if self._spatial:
             yb, ld = self.op.forward(x, self._spatial_params(x, context))
             return self._spatial_merge(x, yb, ld)
@@ -168,7 +168,7 @@ class Coupling(Flow):
         yb, ld = self.op.forward(xb, params)
         return self._merge(xa, yb), ld.sum(-1)
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         if self._spatial:
             xb, ld = self.op.inverse(y, self._spatial_params(y, context))
             return self._spatial_merge(y, xb, ld)

@@ -46,10 +46,10 @@ class Rescale(Flow):
         (s,) = self.params(context)
         return torch.zeros_like(s), s
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         y, ld = self.op.forward(x, self._params(context))
         return y, ld.sum(-1).expand(y.shape[:-1])
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         x, ld = self.op.inverse(y, self._params(context))
         return x, ld.sum(-1).expand(x.shape[:-1])

@@ -120,11 +120,11 @@ class Squeeze(_Wrapper):
         c, h, w = inner
         super().__init__(flow, (c // 4, 2 * h, 2 * w))
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         y, ld = self.flow.forward_and_log_det(space_to_depth(x), context)
         return depth_to_space(y), ld
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         x, ld = self.flow.inverse_and_log_det(space_to_depth(y), context)
         return depth_to_space(x), ld
 
@@ -170,10 +170,10 @@ class FactorOut(_Wrapper):
             out = out.expand(*new.shape[:dim], *out.shape[dim:])
         return torch.cat([new, out], dim=dim), ld
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         return self._apply_inner(x, context, self.flow.forward_and_log_det)
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         return self._apply_inner(y, context, self.flow.inverse_and_log_det)
 
     def extra_repr(self):
@@ -275,10 +275,10 @@ class InvertibleConv1x1(Flow):
         flat = value.reshape(*batch, self.event_shape[0], self._pixels)
         return (matrix @ flat).reshape(value.shape)
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         return self._mix(self.matrix(), x), self._log_det(x)
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         return self._mix(self._inverse_matrix(), y), self._log_det(y)
 
     def extra_repr(self):

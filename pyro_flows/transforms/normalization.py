@@ -8,10 +8,12 @@ image is ``H * W`` times the per-channel sum.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
 
+from .. import state
 from ..base import Flow, as_event_shape
 from ..ops import Affine, log_scale
 
@@ -34,10 +36,19 @@ class _PerChannel(Flow):
     def _batch_shape(self, value):
         return value.shape[: value.dim() - self.event_dim]
 
-    def _channel_stats(self, value):
-        """Mean and (biased) variance per channel over every batch and spatial dim, and their count."""
+    def _channel_stats(self, value, *, what: str):
+        """Mean and (biased) variance per channel over every batch and spatial dim, and their count.
+
+        Raises ``ValueError`` when they are not finite (a NaN or inf in the batch): no statistic is ever
+        updated from such a batch."""
         flat = value.movedim(-self.event_dim, -1).reshape(-1, self.num_channels)
-        return flat.mean(0), flat.var(0, unbiased=False), flat.shape[0]
+        mean, var = flat.mean(0), flat.var(0, unbiased=False)
+        if flat.shape[0] and not bool(torch.isfinite(torch.stack([mean, var])).all()):
+            raise ValueError(
+                f"{type(self).__name__} {what} expected a finite batch, got NaN or inf values; the layer's "
+                "statistics were left unchanged"
+            )
+        return mean, var, flat.shape[0]
 
 
 class BatchNorm(_PerChannel):
@@ -100,24 +111,28 @@ class BatchNorm(_PerChannel):
         self._batch_stats = None
         return super()._apply(fn, *args, **kwargs)
 
+    def _stats_key(self):
+        return state.key((self.running_mean, self.running_var))
+
     def _stats(self):
-        if self.training and self._batch_stats is not None:
-            return self._batch_stats
+        # the last batch's statistics, while the running statistics they updated are untouched
+        if self.training and self._batch_stats is not None and self._batch_stats[2] == self._stats_key():
+            return self._batch_stats[:2]
         return self.running_mean, self.running_var
 
     def _log_det(self, var, batch_shape):
         lg = log_scale(self.log_gamma, self.scale)
         return ((0.5 * torch.log(var + self.eps) - lg).sum(-1) * self._pixels).expand(batch_shape), lg
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         mean, var = self._stats()
         ld, lg = self._log_det(var, self._batch_shape(x))
         c = self._per_channel
         return (x - c(self.beta)) * c(torch.exp(-lg)) * c(torch.sqrt(var + self.eps)) + c(mean), ld
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         if self.training:
-            mean, var, count = self._channel_stats(y)
+            mean, var, count = self._channel_stats(y, what="in training mode")
             if count < 2:
                 raise ValueError(
                     "BatchNorm in training mode needs at least 2 values per channel (a batch of at least 2 "
@@ -126,7 +141,7 @@ class BatchNorm(_PerChannel):
             with torch.no_grad():
                 self.running_mean.lerp_(mean.detach(), self.momentum)
                 self.running_var.lerp_(var.detach(), self.momentum)
-            self._batch_stats = (mean.detach(), var.detach())
+            self._batch_stats = (mean.detach(), var.detach(), self._stats_key())
         else:
             mean, var = self.running_mean, self.running_var
         ld, lg = self._log_det(var, self._batch_shape(y))
@@ -134,9 +149,9 @@ class BatchNorm(_PerChannel):
         return (y - c(mean)) / c(torch.sqrt(var + self.eps)) * c(torch.exp(lg)) + c(self.beta), ld
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state["_batch_stats"] = None
-        return state
+        st = super().__getstate__()
+        st["_batch_stats"] = None
+        return st
 
 
 class ActNorm(_PerChannel):
@@ -148,8 +163,13 @@ class ActNorm(_PerChannel):
     standardized; a first sampling call standardizes the samples it produces. The fact is recorded in the
     bool buffer ``initialized``, so it survives ``state_dict``/``load_state_dict``, ``torch.save`` and
     ``deepcopy``, and never happens again (nor after loading a trained state, nor in later SVI steps).
-    Unbatched inputs do not initialize. Persist a trained ActNorm with ``state_dict`` (Pyro's param store
-    holds parameters only, not the ``initialized`` buffer). The affine map is :class:`~pyro_flows.ops.Affine`
+    Unbatched inputs do not initialize. Nor does an ActNorm whose ``loc`` or ``log_scale`` were changed or
+    replaced since construction (by ``load_state_dict``, Pyro's param store through
+    ``pyro.module(..., update_module_params=True)``, an optimizer): it takes them as trained and marks itself
+    initialized, so reloading parameters never re-initializes them. A channel whose standard deviation in the
+    initializing batch is below ``MIN_STD`` (a constant pixel, say) is centered but not scaled, with a
+    warning naming it: scaling by ``1 / std`` there would blow up the first gradient steps. A batch with
+    NaN or inf values raises ``ValueError`` and leaves the layer uninitialized. The affine map is :class:`~pyro_flows.ops.Affine`
     with the ``"exp"`` parametrization; log-det ``= H * W * sum(log_scale)``.
 
     Fast direction: both.
@@ -170,6 +190,8 @@ class ActNorm(_PerChannel):
     """
 
     fast = "both"
+    #: Below this standard deviation a channel of the initializing batch counts as constant.
+    MIN_STD = 1e-3
 
     def __init__(self, input_dim):
         super().__init__(input_dim)
@@ -179,6 +201,16 @@ class ActNorm(_PerChannel):
         self.log_scale = nn.Parameter(torch.zeros(c))
         self.register_buffer("initialized", torch.tensor(False))
         self._initialized = False  # mirrors the buffer, so a call needs no device sync to read it
+        self._pristine = self._param_key()  # the parameters as constructed (see the class docstring)
+
+    def _param_key(self):
+        return state.key((self.loc, self.log_scale))
+
+    def _apply(self, fn, *args, **kwargs):
+        pristine = self._pristine == self._param_key()
+        out = super()._apply(fn, *args, **kwargs)
+        self._pristine = self._param_key() if pristine else None
+        return out
 
     def _load_from_state_dict(self, *args, **kwargs):
         super()._load_from_state_dict(*args, **kwargs)
@@ -187,20 +219,45 @@ class ActNorm(_PerChannel):
     @torch.no_grad()
     def _initialize(self, value, *, forward: bool):
         """Sets the parameters so that this call's output is standardized per channel."""
+        if self._pristine != self._param_key():  # trained or loaded parameters: keep them
+            self._mark_initialized()
+            return
         if value.dim() == self.event_dim:  # no batch to take statistics over
             return
-        mean, var, count = self._channel_stats(value.detach())
+        mean, var, count = self._channel_stats(value.detach(), what="data-dependent initialization")
         if count < 2:
             return
-        std = var.sqrt() + 1e-6
+        std = var.sqrt()
+        constant = std < self.MIN_STD
+        if bool(constant.any()):
+            warnings.warn(
+                f"ActNorm: channels {constant.nonzero().flatten().tolist()} are constant in the initializing batch "
+                f"(standard deviation < {self.MIN_STD:g}); they are centered but not scaled",
+                stacklevel=4,
+            )
+            std = torch.where(constant, torch.ones_like(std), std)
         if forward:  # y = x * exp(s) + loc standardized: s = -log std, loc = -mean / std
             self.log_scale.copy_(-std.log())
             self.loc.copy_(-mean / std)
         else:  # x = (y - loc) * exp(-s) standardized: s = log std, loc = mean
             self.log_scale.copy_(std.log())
             self.loc.copy_(mean)
+        self._mark_initialized()
+
+    def __getstate__(self):  # the key holds identities: keep only whether it still matched
+        st = super().__getstate__()
+        st["_pristine"] = self._pristine is not None and self._pristine == self._param_key()
+        return st
+
+    def __setstate__(self, st):
+        pristine = st.pop("_pristine", False)
+        super().__setstate__(st)
+        self._pristine = self._param_key() if pristine is True else None
+
+    def _mark_initialized(self):
         self.initialized.fill_(True)
         self._initialized = True
+        self._pristine = None
 
     def _params(self):
         c = self._per_channel
@@ -209,13 +266,13 @@ class ActNorm(_PerChannel):
     def _log_det(self, s, value):
         return (s.sum() * self._pixels).expand(self._batch_shape(value))
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         if not self._initialized:
             self._initialize(x, forward=True)
         y, s = self.op.forward(x, self._params())
         return y, self._log_det(s, x)
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         if not self._initialized:
             self._initialize(y, forward=False)
         x, s = self.op.inverse(y, self._params())

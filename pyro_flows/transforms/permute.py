@@ -33,10 +33,10 @@ class Permute(Flow):
         self.register_buffer("permutation", perm.long())
         self.register_buffer("inverse_permutation", torch.argsort(perm.long()))
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         return x.index_select(-1, self.permutation), x.new_zeros(x.shape[:-1])
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         return y.index_select(-1, self.inverse_permutation), y.new_zeros(y.shape[:-1])
 
 

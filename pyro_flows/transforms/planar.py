@@ -11,7 +11,10 @@ import torch.nn.functional as F
 from ..base import Flow
 from ..nn import Hypernet
 
-__all__ = ["Planar"]
+__all__ = ["Planar", "MARGIN"]
+
+#: How far ``w^T u_hat`` stays above -1 (invertibility with room for float32 rounding).
+MARGIN = 1e-4
 
 
 def _solve_monotone(g, dg, target, lo, hi, *, max_iter: int = 100):
@@ -40,8 +43,11 @@ def _solve_monotone(g, dg, target, lo, hi, *, max_iter: int = 100):
 class Planar(Flow):
     r"""Planar flow ``y = x + u_hat * tanh(w^T x + b)`` (Rezende & Mohamed 2015), with an exact inverse.
 
-    ``u_hat = u + (m(w^T u) - w^T u) w / |w|^2`` with ``m(a) = -1 + softplus(a)`` enforces ``w^T u_hat > -1``,
-    which makes the map invertible. The inverse solves the scalar monotone equation
+    ``u_hat = u + (m(w^T u) - w^T u) w / |w|^2`` with ``m(a) = -1 + MARGIN + softplus(a)`` enforces
+    ``w^T u_hat >= -1 + MARGIN`` (``MARGIN = 1e-4``), which makes the map invertible with a log-det of at
+    least ``log(MARGIN)``; the margin survives float32 rounding (Pyro's ``-1 + softplus(a)`` rounds to exactly
+    -1 once ``a <= -16``: log-det -inf, inverse NaN). The log-det and the inverse use ``w^T u_hat = m(w^T u)``
+    as computed, not a dot product that rounding could push below the bound. The inverse solves the scalar monotone equation
     ``a + (w^T u_hat) tanh(a) = w^T y + b`` for ``a = w^T x + b`` (safeguarded Newton, to float tolerance,
     batched), then ``x = y - u_hat tanh(a)``; gradients flow through it by the implicit function theorem.
     Pyro's ``Planar`` cannot score data it did not sample; this one can.
@@ -75,8 +81,8 @@ class Planar(Flow):
     def _terms(self, context):
         u, w, b = self.params(context)
         wu = (w * u).sum(-1, keepdim=True)
-        u_hat = u + (F.softplus(wu) - 1 - wu) * w / (w * w).sum(-1, keepdim=True)
-        c = (w * u_hat).sum(-1, keepdim=True)  # w^T u_hat > -1
+        c = F.softplus(wu) - (1 - MARGIN)  # = w^T u_hat >= -1 + MARGIN
+        u_hat = u + (c - wu) * w / (w * w).sum(-1, keepdim=True)
         return u_hat, w, b, c
 
     @staticmethod
@@ -84,12 +90,12 @@ class Planar(Flow):
         # det(I + u_hat psi^T) = 1 + tanh'(a) w^T u_hat
         return torch.log1p(c * (1 - torch.tanh(a) ** 2)).squeeze(-1)
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         u_hat, w, b, c = self._terms(context)
         a = (w * x).sum(-1, keepdim=True) + b
         return x + u_hat * torch.tanh(a), self._log_det(a, c)
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         u_hat, w, b, c = self._terms(context)
         target = (w * y).sum(-1, keepdim=True) + b
         target, c_ = torch.broadcast_tensors(target, c)

@@ -56,13 +56,13 @@ class Radial(Flow):
         # det = (1 + beta h)^(D-1) (1 + beta h + beta h'(r) r), h' = -h^2
         return ((dim - 1) * torch.log1p(beta * h) + torch.log1p(beta * h - beta * h * h * r)).squeeze(-1)
 
-    def forward_and_log_det(self, x, context=None):
+    def _forward_and_log_det(self, x, context=None):
         x0, alpha, beta = self._terms(context)
         diff = x - x0
         r = diff.norm(dim=-1, keepdim=True)
         return x + beta * diff / (alpha + r), self._log_det(r, alpha, beta)
 
-    def inverse_and_log_det(self, y, context=None):
+    def _inverse_and_log_det(self, y, context=None):
         x0, alpha, beta = self._terms(context)
         diff = y - x0
         rho = diff.norm(dim=-1, keepdim=True)

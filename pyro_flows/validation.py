@@ -1,0 +1,104 @@
+"""Argument and tensor checks, written once: every constructor, factory and call validates through here.
+
+Each check raises ``ValueError`` (a value out of range, a wrong shape) or ``TypeError`` (a wrong type or
+dtype) whose message names the argument, what was expected and what was given. ``bool`` is never accepted
+where an int is expected (``True`` is not a size).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+__all__ = [
+    "positive_int", "nonnegative_int", "optional_positive_int", "positive_ints", "event_shape", "check_tensor",
+]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def positive_int(name: str, value) -> int:
+    """``value`` if it is an int >= 1, else ``ValueError``.
+
+    Example:
+        >>> positive_int("num_layers", 3)
+        3
+    """
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def nonnegative_int(name: str, value) -> int:
+    """``value`` if it is an int >= 0, else ``ValueError``."""
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def optional_positive_int(name: str, value) -> Optional[int]:
+    """``None`` or a positive int (e.g. ``context_dim``)."""
+    return None if value is None else positive_int(name, value)
+
+
+def positive_ints(name: str, values, *, allow_empty: bool = False) -> tuple:
+    """A tuple of positive ints from a list or tuple (e.g. ``hidden_dims``), else ``ValueError``.
+
+    Example:
+        >>> positive_ints("hidden_dims", [8, 8])
+        (8, 8)
+    """
+    if isinstance(values, torch.Tensor) or not isinstance(values, (list, tuple)):
+        raise ValueError(f"{name} must be a tuple of positive ints such as (64, 64), got {values!r}")
+    if not values and not allow_empty:
+        raise ValueError(f"{name} needs at least one entry, got {values!r}")
+    if not all(_is_int(v) and v >= 1 for v in values):
+        raise ValueError(f"{name} must be a tuple of positive ints such as (64, 64), got {values!r}")
+    return tuple(values)
+
+
+def event_shape(value, *, name: str = "input_dim") -> tuple:
+    """``(D,)`` for an int D, the tuple itself for a shape such as ``(C, H, W)``; raises ``ValueError`` unless
+    every size is a positive int.
+
+    Example:
+        >>> event_shape(3), event_shape((1, 28, 28))
+        ((3,), (1, 28, 28))
+    """
+    if isinstance(value, (list, tuple, torch.Size)):
+        shape = tuple(value)
+    else:
+        shape = (value,)
+    if not shape or not all(_is_int(n) and n >= 1 for n in shape):
+        raise ValueError(
+            f"{name} must be a positive int (vectors) or a shape of positive ints such as (C, H, W), got {value!r}"
+        )
+    return shape
+
+
+def check_tensor(value, shape: Sequence[int], *, what: str, owner: str, dtype: Optional[torch.dtype] = None) -> None:
+    """Raises a clear error unless ``value`` is a floating tensor whose trailing shape is ``shape`` (and whose
+    dtype is ``dtype``, when given).
+
+    Raises:
+        TypeError: not a floating-point tensor, or not of ``dtype``.
+        ValueError: the trailing shape differs.
+    """
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{owner} expected its {what} to be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{owner} expected a floating-point {what}, got dtype {value.dtype}")
+    n = len(shape)
+    if value.dim() < n or tuple(value.shape[value.dim() - n:]) != tuple(shape):
+        raise ValueError(
+            f"{owner} expected its {what} to have shape (*batch, {', '.join(map(str, shape))}), "
+            f"got {tuple(value.shape)}"
+        )
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(
+            f"{owner} expected its {what} in its parameters' dtype {dtype}, got {value.dtype}: convert the "
+            f"tensor (e.g. .to({dtype})) or the flow (e.g. flow.to({value.dtype}))"
+        )
