@@ -6,8 +6,9 @@ Every flow is a Pyro ``TransformModule``; put it in ``pyro.distributions.Transfo
 
 __version__ = "0.1.0"
 
-from . import data, masks, nn, ops, orderings
-from .base import Compose, Flow, Inverse, flow_distribution
+from . import data, masks, nn, ops, orderings, state, validation
+from .base import FAST, Compose, Flow, FlowLike, Inverse
+from .distributions import ConditionalFlowDistribution, FlowDistribution, flow_distribution
 from .train import FitResult, History, TrainingDiverged, fit, nll
 from .flows import glow, iaf, maf, nice, planar, radial, realnvp, realnvp_image
 from .transforms import (
@@ -19,7 +20,8 @@ from .transforms import (
 __all__ = [
     "__version__",
     # contract
-    "Flow", "Inverse", "Compose", "flow_distribution",
+    "FlowLike", "Flow", "Inverse", "Compose", "FAST", "flow_distribution", "FlowDistribution",
+    "ConditionalFlowDistribution",
     # transforms
     "ActNorm", "FactorOut", "InvertibleConv1x1", "Squeeze", "depth_to_space", "space_to_depth",
     "Logit",
@@ -30,5 +32,5 @@ __all__ = [
     # training
     "fit", "nll", "FitResult", "History", "TrainingDiverged",
     # modules
-    "data", "masks", "nn", "ops", "orderings",
+    "data", "masks", "nn", "ops", "orderings", "state", "validation",
 ]

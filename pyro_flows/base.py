@@ -47,9 +47,8 @@ import copy
 import weakref
 from typing import Optional, Sequence, Tuple
 
-import pyro.distributions as dist
 import torch
-from pyro.distributions.conditional import ConditionalTransform, ConditionalTransformedDistribution
+from pyro.distributions.conditional import ConditionalTransform
 from pyro.distributions.torch_transform import ComposeTransformModule, TransformModule
 from torch.distributions import constraints
 
@@ -57,7 +56,7 @@ from . import state
 from .validation import check_tensor, event_shape as _event_shape, optional_positive_int
 
 __all__ = [
-    "FlowLike", "Flow", "Inverse", "Compose", "FAST", "flow_distribution", "as_event_shape", "check_input",
+    "FlowLike", "Flow", "Inverse", "Compose", "FAST", "as_event_shape", "check_input",
     "sum_rightmost",
 ]
 
@@ -545,7 +544,7 @@ class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
         (torch.Size([5, 3]), torch.Size([5]))
     """
 
-    def __init__(self, parts: Sequence, *, cache_size: int = 0, _context: Optional[Tensor] = None):
+    def __init__(self, parts: Sequence, *, cache_size: int = 1, _context: Optional[Tensor] = None):
         if isinstance(parts, torch.distributions.Transform) or not isinstance(parts, (list, tuple)):
             raise TypeError(f"Compose takes a list of transforms, got {type(parts).__name__}")
         parts = list(parts)
@@ -619,12 +618,15 @@ class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
         return y
 
     def condition(self, context: Tensor):
-        """Binds ``context`` to every conditional part: a ``ComposeTransformModule`` sharing the parameters."""
-        if self.context_dim is None or self._context is not None:
+        """Binds ``context`` to every conditional part: a ``ComposeTransformModule`` sharing the parameters.
+        On a bound chain, binds the parts anew to ``context``."""
+        if self.context_dim is None and self._context is None:
             return self
         if not isinstance(context, torch.Tensor):
             raise TypeError(f"Compose.condition expected a context tensor, got {type(context).__name__}")
-        return Compose(self._parts(context), _context=context)
+        parts = [p.condition(context) if isinstance(p, ConditionalTransform)
+                 or (isinstance(p, FlowLike) and p.bound_context is not None) else p for p in self.parts]
+        return Compose(parts, _context=context)  # a bound chain binds anew
 
     def with_cache(self, cache_size: int = 1):
         """A chain whose parts have another cache size (views sharing the parameters)."""
@@ -661,35 +663,3 @@ def _chain(parts, value: Tensor, event_dim: int, *, forward: bool):
         total = total + ld
         value = out
     return value, total
-
-
-def flow_distribution(flow, *, context: Optional[Tensor] = None):
-    """Wraps ``flow`` with a standard-normal base into a distribution over its event shape.
-
-    Args:
-        flow: a pyro_flows transform (or ``Compose``) with an ``event_shape``.
-        context: for a conditional flow, the context to bind; without it, a conditional flow gives a
-            ``ConditionalTransformedDistribution`` to ``.condition(context)`` later.
-
-    Returns:
-        ``pyro.distributions.TransformedDistribution`` (or its conditional counterpart).
-
-    Example:
-        >>> import torch, pyro_flows as pf
-        >>> d = pf.flow_distribution(pf.realnvp(2, num_layers=2, hidden_dims=(8,)))
-        >>> d.log_prob(torch.zeros(3, 2)).shape
-        torch.Size([3])
-    """
-    if not isinstance(flow, FlowLike) or flow.event_shape is None:
-        raise TypeError(f"flow_distribution takes a pyro_flows transform, got {type(flow).__name__}")
-    shape = flow.event_shape
-    ref = next(iter(flow.parameters()), None)
-    kw = dict(dtype=ref.dtype, device=ref.device) if ref is not None else {}
-    base = dist.Normal(torch.zeros(shape, **kw), torch.ones(shape, **kw)).to_event(len(shape))
-    if flow.context_dim is None:
-        if context is not None:
-            raise ValueError("flow_distribution: this flow is unconditional but was given a context")
-        return dist.TransformedDistribution(base, flow)
-    if context is None:
-        return ConditionalTransformedDistribution(base, [flow])
-    return dist.TransformedDistribution(base, flow.condition(context))

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
 import platform
 import sys
@@ -229,11 +230,12 @@ def run_fit(args: argparse.Namespace) -> dict:
         ValueError: For invalid combinations of options or data (from the library).
         FloatingPointError: If training diverges.
     """
-    from .base import flow_distribution
+    from .distributions import flow_distribution
     from .train import fit
 
     device = _device(args.device)
     out = args.out if args.out is not None else Path("runs") / f"{args.flow}-{args.data}"
+    _check_out(out)  # before training: a bad --out must not cost a training run
     split = _load(args)
     cuda = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):  # seeded, leaving the caller's RNG alone
@@ -252,6 +254,17 @@ def run_fit(args: argparse.Namespace) -> dict:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     metrics["out"] = str(out)
     return metrics
+
+
+def _check_out(out: Path) -> None:
+    """Raises ``ValueError`` unless ``out`` is a writable folder or can be made one (nothing is created)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out must be a folder, but {out} is an existing file")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out} cannot be written: {existing} is not a writable folder")
 
 
 def _metrics(args, split, distribution, flow, result) -> dict:

@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 
 from . import masks
 from .base import Compose
+from .validation import event_shape, positive_int
 from .transforms import (
     IAF, MAF, ActNorm, AdditiveCoupling, AffineCoupling, BatchNorm, FactorOut, InvertibleConv1x1, Planar, Radial,
     Rescale, Squeeze,
@@ -15,9 +16,7 @@ __all__ = ["planar", "radial", "nice", "realnvp", "maf", "iaf", "realnvp_image",
 
 
 def _layers(num_layers: int) -> int:
-    if not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers must be a positive int, got {num_layers!r}")
-    return num_layers
+    return positive_int("num_layers", num_layers)
 
 
 def planar(input_dim: int, *, num_layers: int = 8, context_dim: Optional[int] = None) -> Compose:
@@ -142,11 +141,10 @@ def iaf(
 
 # --- images ------------------------------------------------------------------------------------------------
 def _image_shape(shape, levels, divisor, name):
-    shape = tuple(shape)
-    if len(shape) != 3 or not all(isinstance(n, int) and n >= 1 for n in shape):
+    shape = event_shape(shape, name=f"{name}'s shape")
+    if len(shape) != 3:
         raise ValueError(f"{name} needs an image shape (C, H, W) of positive ints, got {shape!r}")
-    if not isinstance(levels, int) or levels < 1:
-        raise ValueError(f"levels must be a positive int, got {levels!r}")
+    positive_int("levels", levels)
     if shape[1] % divisor or shape[2] % divisor:
         raise ValueError(
             f"{name} with levels={levels} squeezes {divisor.bit_length() - 1} times: H and W must be divisible "
@@ -253,8 +251,7 @@ def glow(
         Kingma & Dhariwal, Glow: Generative Flow with Invertible 1x1 Convolutions, arXiv:1807.03039.
     """
     shape = _image_shape(shape, levels, 2 ** levels, "glow")
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be a positive int, got {depth!r}")
+    positive_int("depth", depth)
     kw = dict(hidden_channels=hidden_channels, num_blocks=num_blocks, context_dim=context_dim)
     coupling = (lambda s: AdditiveCoupling(s, masks.channels(s), **kw)) if additive else (
         lambda s: AffineCoupling(s, masks.channels(s), scale=scale, **kw))

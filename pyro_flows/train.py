@@ -28,8 +28,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 import torch
+from pyro.distributions.conditional import ConditionalTransformedDistribution
 from torch.distributions import ComposeTransform, Transform, TransformedDistribution
 from torch.distributions.transforms import _InverseTransform
+
+from .base import FlowLike
+from .distributions import FlowDistribution
+from .validation import positive_int as _check_positive_int
 
 __all__ = ["History", "FitResult", "TrainingDiverged", "fit", "nll"]
 
@@ -117,10 +122,11 @@ def _transform_modules(transform: Transform) -> Iterator[torch.nn.Module]:
 
 def _modules(distribution: object) -> list[torch.nn.Module]:
     """The distinct modules among ``distribution.transforms``."""
-    if not isinstance(distribution, TransformedDistribution):
+    if not isinstance(distribution, (TransformedDistribution, ConditionalTransformedDistribution)):
         raise TypeError(
-            "distribution must be a pyro.distributions.TransformedDistribution (e.g. from "
-            f"pyro_flows.flow_distribution(flow)), got {type(distribution).__name__}"
+            "distribution must be a pyro.distributions.TransformedDistribution or a "
+            "ConditionalTransformedDistribution (e.g. from pyro_flows.flow_distribution(flow)), got "
+            f"{type(distribution).__name__}"
         )
     modules: dict[int, torch.nn.Module] = {}
     for transform in distribution.transforms:
@@ -137,15 +143,16 @@ def _parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
     return list(params.values())
 
 
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
+def _event_shape(distribution) -> tuple:
+    if isinstance(distribution, TransformedDistribution):
+        return tuple(distribution.event_shape)
+    shapes = [t.event_shape for t in distribution.transforms if getattr(t, "event_shape", None) is not None]
+    return tuple(shapes[-1]) if shapes else tuple(distribution.base_dist.condition(None).event_shape)
 
 
 def _check_data(name: str, data: object, distribution: TransformedDistribution) -> torch.Tensor:
     """Checks that ``data`` is a finite floating tensor of shape ``(N, *event_shape)``."""
-    event_shape = tuple(distribution.event_shape)
+    event_shape = _event_shape(distribution)
     expected = "(N, " + ", ".join(str(s) for s in event_shape) + ")"
     if not isinstance(data, torch.Tensor):
         raise ValueError(f"{name} must be a tensor of shape {expected}, got {type(data).__name__}")
@@ -158,9 +165,71 @@ def _check_data(name: str, data: object, distribution: TransformedDistribution) 
         )
     if len(data) == 0:
         raise ValueError(f"{name} is empty")
-    if not torch.isfinite(data).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    _check_finite(name, data)
     return data
+
+
+def _check_finite(name: str, data: torch.Tensor) -> None:
+    bad = ~torch.isfinite(data.reshape(len(data), -1)).all(-1)
+    if bool(bad.any()):
+        rows = bad.nonzero().flatten().tolist()
+        raise ValueError(
+            f"{name} must be finite, but rows {rows[:10]}{' ...' if len(rows) > 10 else ''} ({len(rows)} in all) "
+            "contain NaN or infinite values: clean or drop them before training"
+        )
+
+
+class _Rows:
+    """How to score rows of data: the distribution itself, or one bound to each batch's rows of a context.
+
+    A conditional flow's distribution is trained with one context row per data row: either a
+    ``ConditionalTransformedDistribution`` and ``context``, or a distribution whose flow was bound to the
+    whole (N, C) context (``flow_distribution(flow, context=c)``); minibatches take the matching rows. A
+    context without a row dimension of N is shared by every row."""
+
+    def __init__(self, distribution, context, n: int, name: str):
+        self.distribution, self.context = distribution, None
+        conditional = isinstance(distribution, ConditionalTransformedDistribution)
+        bound = [t.bound_context for t in distribution.transforms
+                 if isinstance(t, FlowLike) and t.bound_context is not None] if not conditional else []
+        if len({id(c) for c in bound}) > 1:
+            raise ValueError("fit/nll support one context per distribution; its transforms are bound to several")
+        if conditional and context is None:
+            raise ValueError(
+                f"a conditional distribution needs {name}'s context: pass it as a tensor of shape (N, context_dim)"
+            )
+        if not conditional and context is not None and not bound:
+            raise ValueError(f"the distribution is unconditional but was given a context for {name}")
+        if context is None and bound:
+            context = bound[0]
+        if context is None:
+            return
+        if not isinstance(context, torch.Tensor) or not context.is_floating_point():
+            raise TypeError(f"{name}'s context must be a floating tensor, got {type(context).__name__}")
+        per_row = context.dim() >= 2 and context.shape[0] == n
+        if context.dim() >= 2 and not per_row:
+            raise ValueError(
+                f"{name}'s context must have one row per data row, shape ({n}, context_dim), or be shared "
+                f"(shape (context_dim,)); got {tuple(context.shape)}"
+            )
+        _check_finite(f"{name}'s context", context.reshape(n, -1) if per_row else context[None])
+        if per_row:
+            self.context = context
+        elif conditional:
+            self.distribution = distribution.condition(context)
+
+    def bind(self, index=None, device=None):
+        """The distribution for the rows ``index`` (all rows: ``None``)."""
+        if self.context is None:
+            return self.distribution
+        rows = self.context if index is None else self.context[index]
+        rows = rows.to(device) if device is not None else rows
+        d = self.distribution
+        if isinstance(d, ConditionalTransformedDistribution):
+            return d.condition(rows)
+        parts = [t.condition(rows) if isinstance(t, FlowLike) and t.bound_context is not None else t
+                 for t in d.transforms]
+        return FlowDistribution(d.base_dist, parts)
 
 
 def _check_dtype(name: str, data: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
@@ -209,7 +278,11 @@ def _device(params: list[torch.nn.Parameter], data: torch.Tensor) -> torch.devic
 
 
 def nll(
-    distribution: TransformedDistribution, data: torch.Tensor, *, batch_size: int = 1024
+    distribution: TransformedDistribution,
+    data: torch.Tensor,
+    *,
+    context: torch.Tensor | None = None,
+    batch_size: int = 1024,
 ) -> float:
     """Mean negative log-likelihood of ``data`` in nats: ``-mean_i log p(x_i)``.
 
@@ -221,6 +294,10 @@ def nll(
     Args:
         distribution: A ``TransformedDistribution`` whose transforms are the flow.
         data: Tensor of shape ``(N, *distribution.event_shape)``.
+        context: For a ``ConditionalTransformedDistribution``, the context: one row per
+            data row ``(N, context_dim)`` or one shared ``(context_dim,)``. A distribution
+            bound to an ``(N, context_dim)`` context (``flow_distribution(flow,
+            context=c)``) is scored row by row with it.
         batch_size: Rows per evaluation batch, a positive int.
 
     Returns:
@@ -243,12 +320,16 @@ def nll(
     params = _parameters(modules)
     data = _check_data("data", data, distribution)
     _check_dtype("data", data, params)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    device = _device(params, data)
+    rows = _Rows(distribution, context, len(data), "data")
+    return _nll(rows, modules, data, _check_positive_int("batch_size", batch_size), _device(params, data))
+
+
+def _nll(rows: _Rows, modules, data: torch.Tensor, batch_size: int, device) -> float:
     total = torch.zeros((), dtype=torch.float64, device=device)
     with torch.no_grad(), _eval_mode(modules):
-        for batch in torch.split(data, batch_size):
-            total += -distribution.log_prob(batch.to(device)).sum().to(torch.float64)
+        for index in torch.arange(len(data)).split(batch_size):
+            d = rows.bind(index, device)
+            total += -d.log_prob(data[index].to(device)).sum().to(torch.float64)
     return total.item() / len(data)
 
 
@@ -257,6 +338,8 @@ def fit(
     train: torch.Tensor,
     valid: torch.Tensor | None = None,
     *,
+    context: torch.Tensor | None = None,
+    valid_context: torch.Tensor | None = None,
     steps: int | None = 2000,
     batch_size: int = 256,
     lr: float = 1e-3,
@@ -292,6 +375,11 @@ def fit(
         train: Training data of shape ``(N, *distribution.event_shape)``, of the
             parameters' dtype; batches are moved to the parameters' device.
         valid: Optional validation data of the same trailing shape.
+        context: For a conditional flow given as a ``ConditionalTransformedDistribution``,
+            the training context: one row per training row ``(N, context_dim)`` (minibatched
+            with the data) or one shared ``(context_dim,)``. A distribution already bound to
+            an ``(N, context_dim)`` context (``flow_distribution(flow, context=c)``) needs none.
+        valid_context: The validation rows' context, likewise (needed with per-row contexts).
         steps: Maximum number of optimizer steps, a positive int; ``None`` for no
             limit but ``max_seconds`` (which must then be given).
         batch_size: Rows per training minibatch (capped at ``N``), a positive int.
@@ -350,11 +438,24 @@ def fit(
             raise ValueError(f"preprocess must be a callable or None, got {preprocess!r}")
         if not isinstance(train, torch.Tensor) or len(train) == 0:
             raise ValueError("train must be a non-empty tensor")
+        if train.is_floating_point():
+            _check_finite("train", train)
         sample = _check_data("preprocess(train)", _preprocessed(preprocess, train[:2], seed, 0), distribution)
         _check_dtype("preprocess(train)", sample, params)
     if valid is not None:
         valid = _check_data("valid", valid, distribution)
         _check_dtype("valid", valid, params)
+    train_rows = _Rows(distribution, context, len(train), "train")
+    valid_rows = None
+    if valid is not None:
+        if train_rows.context is not None and valid_context is None and context is None:
+            raise ValueError(
+                "valid needs valid_context: the distribution's context has one row per training row"
+            )
+        valid_rows = _Rows(distribution, valid_context if valid_context is not None else
+                           (context if train_rows.context is None else None), len(valid), "valid")
+    elif valid_context is not None:
+        raise ValueError("valid_context was given without valid data")
     if steps is None:
         if max_seconds is None:
             raise ValueError("steps=None (train until the time budget) needs max_seconds")
@@ -374,9 +475,10 @@ def fit(
 
     from tqdm import tqdm  # the text bar: tqdm.auto needs ipywidgets in notebooks
 
-    loop = _Loop(distribution, modules, params, valid, eval_batch_size)
+    device = _device(params, train)
+    loop = _Loop(modules, params, valid, valid_rows, eval_batch_size, device)
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    batches = _minibatches(train, batch_size, seed=seed, device=_device(params, train))
+    batches = _minibatches(len(train), batch_size, seed=seed)
     stopped_early = False
     with tqdm(total=None if steps == math.inf else steps, disable=not progress, desc="fit",
               dynamic_ncols=True) as bar:
@@ -384,10 +486,11 @@ def fit(
             for step in itertools.count(1):
                 if step > steps:
                     break
-                batch = next(batches)
+                index = next(batches)
+                batch = train[index.to(train.device)].to(device)
                 if preprocess is not None:
                     batch = _preprocessed(preprocess, batch, seed, step)
-                loop.train_step(step, batch, optimizer, clip_grad, lr)
+                loop.train_step(step, train_rows.bind(index, device), batch, optimizer, clip_grad, lr)
                 bar.update()
                 out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
                 if step % eval_every == 0 or step == steps or out_of_time:
@@ -430,22 +533,20 @@ def _check_options(
         raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
 
 
-def _minibatches(
-    data: torch.Tensor, batch_size: int, *, seed: int | None, device: torch.device
-) -> Iterator[torch.Tensor]:
-    """Endless minibatches: shuffled epochs, the last incomplete batch of each dropped.
+def _minibatches(n: int, batch_size: int, *, seed: int | None) -> Iterator[torch.Tensor]:
+    """Endless minibatch row indices: shuffled epochs, the last incomplete batch of each dropped.
 
-    Every batch is a new tensor (indexing copies), which matters: transforms cache
-    ``(x, y)`` by identity, and a tensor seen again would return the previous step's
-    stale values and freed graph.
+    Every batch indexed with them is a new tensor (indexing copies), which matters:
+    transforms cache ``(x, y)`` by identity, and a tensor seen again would return the
+    previous step's values.
     """
     if seed is None:
         seed = int(torch.randint(2**62, (1,)).item())
     generator = torch.Generator().manual_seed(seed)
     while True:
-        order = torch.randperm(len(data), generator=generator)
-        for begin in range(0, len(data) - batch_size + 1, batch_size):
-            yield data[order[begin : begin + batch_size].to(data.device)].to(device)
+        order = torch.randperm(n, generator=generator)
+        for begin in range(0, n - batch_size + 1, batch_size):
+            yield order[begin : begin + batch_size]
 
 
 def _preprocessed(preprocess, batch: torch.Tensor, seed: int | None, step: int) -> torch.Tensor:
@@ -468,12 +569,12 @@ def _postfix(train_nll: float, valid_nll: float | None, best: float) -> str:
 class _Loop:
     """State of one :func:`fit` run: history, best parameters and divergence checks."""
 
-    def __init__(self, distribution, modules, params, valid, eval_batch_size) -> None:
-        self.distribution = distribution
+    def __init__(self, modules, params, valid, valid_rows, eval_batch_size, device) -> None:
         self.modules = modules
         self.params = params
-        self.valid = valid
+        self.valid, self.valid_rows = valid, valid_rows
         self.eval_batch_size = eval_batch_size
+        self.device = device
         self.history = History()
         self.step = 0
         self.window: list[float] = []
@@ -483,12 +584,12 @@ class _Loop:
         self.best_state = _snapshot(modules)
         self.evaluations_since_best = 0
 
-    def train_step(self, step, batch, optimizer, clip_grad, lr) -> None:
+    def train_step(self, step, distribution, batch, optimizer, clip_grad, lr) -> None:
         for module in self.modules:
             module.train()
         optimizer.zero_grad(set_to_none=True)
         try:
-            loss = _batch_nll(self.distribution, batch)
+            loss = _batch_nll(distribution, batch)
         except ValueError as error:
             if step == 1:  # the same computation has never worked: a real input error
                 raise
@@ -510,7 +611,7 @@ class _Loop:
         valid_nll = None
         if self.valid is not None:
             try:
-                valid_nll = nll(self.distribution, self.valid, batch_size=self.eval_batch_size)
+                valid_nll = _nll(self.valid_rows, self.modules, self.valid, self.eval_batch_size, self.device)
             except ValueError as error:  # the data were checked: the parameters broke it
                 self.diverge(step, "validation NLL", error, lr)
             if not math.isfinite(valid_nll):

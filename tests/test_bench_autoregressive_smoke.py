@@ -4,6 +4,7 @@ No timing thresholds here: speed goals live in bench/ and its recorded results, 
 """
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ def test_bench_autoregressive_quick_writes_results(tmp_path):
     assert digits["param_counts_equal"]
     for lib in ("pyro", "pyro_flows"):
         m = digits["mean"][lib]
-        assert m["test_nll_at_best_valid"] == m["test_nll_at_best_valid"] and m["final_test_bits_per_dim"] > 0
+        assert math.isfinite(m["test_nll_at_best_valid"]) and m["final_test_bits_per_dim"] > 0
 
     assert res["mnist"]["run"] is False
     assert isinstance(res["summary"]["all_targets_met"], bool)

@@ -166,3 +166,20 @@ def test_python_m_pyro_flows_writes_to_the_default_folder(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "wrote runs/realnvp-moons" in done.stdout  # the default --out, relative to cwd
     assert (tmp_path / "runs" / "realnvp-moons" / "metrics.json").exists()
+
+
+def test_a_bad_out_is_refused_before_training(tmp_path, capsys):
+    existing_file = tmp_path / "taken"
+    existing_file.write_text("")
+    assert run("--out", str(existing_file), *TINY) == 1
+    assert "is an existing file" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        assert run("--out", str(locked / "run"), *TINY) == 1
+        assert "cannot be written" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)

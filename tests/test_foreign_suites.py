@@ -513,6 +513,7 @@ def case(request):
 
 @pytest.mark.parametrize("direction,cache", VARIANTS)
 def test_torch_inv_inv(case, direction, cache):
+    """torch's ``test_inv_inv``: inverting twice gives back the very same object."""
     t = subject(case, direction, cache)
     assert t.inv.inv is t
 
@@ -546,10 +547,13 @@ def test_torch_with_cache(case, direction, cache):
 @pytest.mark.parametrize("direction,cache", VARIANTS)
 def test_torch_forward_inverse(case, direction, cache, cached):
     """torch's ``test_forward_inverse``: shapes through ``forward_shape``/``inverse_shape`` and
-    ``t.inv(t(x)) = x``, with the cache allowed to answer and with it bypassed by ``y.clone()``. Also (this
-    project's addition, which torch's data generation relies on) every output lies in ``t.codomain``."""
-    t = subject(case, direction, cache)
-    x = data_for(t, case).requires_grad_()
+    ``t.inv(t(x)) = x`` (atol 1e-4), with the cache allowed to answer and with it bypassed by ``y.clone()``.
+    Also (this project's addition, which torch's data generation relies on) every output lies in
+    ``t.codomain``. Float64: from the output side a randomized case can be steep (the forward Jacobian of
+    planar-conditional reaches singular values near 1e4 at standard-normal points), where a float32 round
+    trip legitimately loses 1e-2; test_contract.py checks float32 round trips on the cases' own inputs."""
+    t = subject(case, direction, cache, torch.float64)
+    x = data_for(t, case, torch.float64).requires_grad_()
     y = t(x)
     assert y.shape == t.forward_shape(x.shape)
     assert bool(t.codomain.check(y).all()), f"an output of {type(t).__name__} lies outside its codomain"
@@ -563,7 +567,7 @@ def test_torch_codomain_is_truthful_on_wide_inputs(case):
     """The codomain check above on inputs spread wider than a standard normal, in both directions (a
     bounded map such as a scaled sigmoid reaches its limits only there)."""
     for direction in DIRECTIONS:
-        t = subject(case, direction, 0)
+        t = subject(case, direction)
         x = data_for(t, case)
         if t.domain.check(x * 8).all():
             x = x * 8
@@ -603,29 +607,27 @@ def test_torch_transformed_distribution_shapes(case, with_elementwise):
     assert d.log_prob(x).shape == (3,)
 
 
-JIT_TARGETS = ["call", "log_abs_det_jacobian"]
-
-
-@pytest.mark.parametrize("target", JIT_TARGETS)
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_torch_jit(case, direction, target):
-    """torch's ``test_jit_fwd``/``test_jit_inv``/``test_jit_jacobian``: a trace of the cache-free transform
-    (or of its log-det) taken on one input gives the eager result on another. torch's transforms hold
-    constants, so the parameters are frozen (``requires_grad=False``) for the trace."""
+def test_torch_jit(case, direction):
+    """torch's ``test_jit_fwd``/``test_jit_inv``/``test_jit_jacobian``: a trace of the transform and its
+    log-det taken on one input gives the eager results on another. torch's transforms hold constants, so the
+    parameters are frozen (``requires_grad=False``) for the trace. torch traces the cache-free transforms;
+    here the default cache stays on (the trace sees one call, so the cache changes nothing) so that this
+    check does not depend on ``with_cache(0)``, which test_torch_with_cache covers."""
     for p in case.transform.parameters():
         p.requires_grad_(False)
-    t = subject(case, direction, 0)
+    t = subject(case, direction)
 
     def f(x):
         y = t(x)
-        return y if target == "call" else t.log_abs_det_jacobian(x, y)
+        return y, t.log_abs_det_jacobian(x, y)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TracerWarnings about Python-side checks of the input
         traced = torch.jit.trace(f, (data_for(t, case).requires_grad_(),), check_trace=False)
     x = data_for(t, case).requires_grad_()
-    expected = f(x)
-    assert torch.allclose(traced(x), expected, atol=1e-5, equal_nan=True)
+    for got, expected in zip(traced(x), f(x)):
+        assert torch.allclose(got, expected, atol=1e-5, equal_nan=True)
 
 
 @pytest.mark.parametrize("direction,cache", VARIANTS)
@@ -633,10 +635,10 @@ def test_torch_jacobian(case, direction, cache):
     """torch's ``test_jacobian``: the log-det has the batch shape, and equals ``slogdet`` of the diagonal
     blocks of the autograd Jacobian of the whole batch (batches must not mix: the off-diagonal blocks are
     zero). Float64 and the first two batch entries, to keep it fast."""
+    if case.context is not None:  # bind the contexts of the two batch entries used
+        case = type(case)(case.transform, case.x[:2], case.context[:2])
     t = subject(case, direction, cache, torch.float64)
     x = data_for(t, case, torch.float64)[:2]
-    if case.context is not None:  # the view is bound to a batch of 4 contexts: use the matching 2
-        t = subject(_sliced(case, 2), direction, cache, torch.float64)
     y = t(x)
     actual = t.log_abs_det_jacobian(x, y)
     assert actual.shape == x.shape[: x.dim() - t.domain.event_dim]
@@ -650,6 +652,3 @@ def test_torch_jacobian(case, direction, cache):
     expected = torch.linalg.slogdet(blocks).logabsdet
     assert torch.allclose(actual, expected, atol=1e-5), f"{actual} vs {expected}"
 
-
-def _sliced(case, n):
-    return type(case)(case.transform, case.x[:n], case.context[:n])

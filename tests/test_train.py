@@ -12,7 +12,8 @@ from pyro.distributions.transforms import BatchNorm, Permute, affine_coupling
 from torch.distributions import constraints
 
 from pyro_flows import data
-from pyro_flows.base import flow_distribution
+import pyro_flows as pf
+from pyro_flows import flow_distribution
 from pyro_flows.flows import realnvp
 from pyro_flows.train import FitResult, History, TrainingDiverged, fit, nll
 
@@ -300,7 +301,7 @@ def test_interrupt_restores_the_best_parameters():
         (torch.zeros(0, 2), "train is empty"),
         (torch.zeros(10, 2, dtype=torch.long), "train must be a floating-point tensor"),
         (torch.zeros(10, 2, dtype=torch.float64), "train has dtype torch.float64 but the flow"),
-        (torch.full((10, 2), float("nan")), "train contains NaN or infinite values"),
+        (torch.full((10, 2), float("nan")), r"train must be finite, but rows \[0, 1, 2"),
         ([[0.0, 0.0]], "train must be a tensor of shape"),
     ],
 )
@@ -338,7 +339,7 @@ def test_fit_rejects_bad_validation_data():
 
 
 def test_fit_rejects_other_distributions_and_parameterless_flows():
-    with pytest.raises(TypeError, match="must be a pyro.distributions.TransformedDistribution"):
+    with pytest.raises(TypeError, match="must be a pyro.distributions.TransformedDistribution or"):
         fit(standard_normal(2), torch.zeros(10, 2), progress=False)
     with pytest.raises(TypeError, match="got Scale"):
         fit(Scale(2), torch.zeros(10, 2), progress=False)
@@ -401,3 +402,74 @@ def test_fit_preprocess_noise_follows_the_seed_not_the_global_rng():
         return r.history.train_nll
 
     assert run(1) == run(2)
+
+
+def _one_step_change(**options):
+    torch.manual_seed(0)
+    flow = realnvp(2, num_layers=2, hidden_dims=(8,))
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    before = [p.detach().clone() for p in flow.parameters()]
+    fit(flow_distribution(flow), normal_data(64, 3.0), steps=1, batch_size=64, lr=1e-2, progress=False,
+        seed=0, **options)
+    return torch.cat([(p.detach() - b).flatten() for p, b in zip(flow.parameters(), before)])
+
+
+def test_clip_grad_clips():
+    # Adam's first step is lr * g / (|g| + eps) per coordinate; a gradient clipped to norm 1e-10 is far below
+    # eps, so the step shrinks to almost nothing. Without clipping it is about lr for every coordinate moved.
+    free, clipped = _one_step_change(), _one_step_change(clip_grad=1e-10)
+    assert free.abs().max() > 5e-3
+    assert clipped.abs().max() < 0.05 * free.abs().max()
+
+
+def test_weight_decay_pulls_the_parameters_to_zero():
+    torch.manual_seed(0)
+    norms = []
+    for wd in (0.0, 1e3):
+        flow = realnvp(2, num_layers=2, hidden_dims=(8,))
+        fit(flow_distribution(flow), normal_data(64, 1.0), steps=100, batch_size=64, lr=2e-2, progress=False,
+            seed=0, weight_decay=wd)
+        norms.append(sum(p.detach().norm() ** 2 for p in flow.parameters()).sqrt().item())
+    assert norms[1] < 0.7 * norms[0]
+
+
+def conditional_data(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(n, 2, generator=g)
+    return c[:, :1] * 2 + 0.3 * torch.randn(n, 2, generator=g), c
+
+
+@pytest.mark.parametrize("form", ["bound", "conditional"])
+def test_fit_trains_a_conditional_flow_with_its_context_minibatched(one_thread, form):
+    torch.manual_seed(0)
+    x, c = conditional_data(512, 0)
+    xv, cv = conditional_data(256, 1)
+    flow = pf.maf(2, num_layers=2, hidden_dims=(16,), context_dim=2)
+    cond = flow_distribution(flow)
+    before = nll(cond, xv, context=cv)
+    if form == "bound":
+        result = fit(flow_distribution(flow, context=c), x, xv, valid_context=cv, steps=150, batch_size=64,
+                     lr=5e-3, eval_every=50, progress=False, seed=0)
+    else:
+        result = fit(cond, x, xv, context=c, valid_context=cv, steps=150, batch_size=64, lr=5e-3,
+                     eval_every=50, progress=False, seed=0)
+    after = nll(cond, xv, context=cv)
+    assert after < before - 1.0  # the context explains most of the first coordinate
+    assert result.best_valid == pytest.approx(after, rel=1e-5)
+    # the same context shuffled: the fit used it row by row, so mismatched rows score worse
+    assert nll(cond, xv, context=cv[torch.randperm(256)]) > after + 0.5
+
+
+def test_fit_conditional_errors():
+    x, c = conditional_data(64, 0)
+    flow = pf.maf(2, num_layers=1, hidden_dims=(8,), context_dim=2)
+    with pytest.raises(ValueError, match="needs train's context"):
+        fit(flow_distribution(flow), x, steps=1, progress=False)
+    with pytest.raises(ValueError, match="valid needs valid_context"):
+        fit(flow_distribution(flow, context=c), x, x, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"one row per data row, shape \(64, context_dim\)"):
+        fit(flow_distribution(flow), x, context=c[:10], steps=1, progress=False)
+    with pytest.raises(ValueError, match="unconditional but was given a context"):
+        fit(flow_distribution(pf.maf(2, num_layers=1, hidden_dims=(8,))), x, context=c, steps=1, progress=False)

@@ -7,6 +7,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..validation import nonnegative_int, optional_positive_int, positive_int, positive_ints
+
 __all__ = ["ConvResNet"]
 
 
@@ -56,13 +58,11 @@ class ConvResNet(nn.Module):
         activation=nn.ReLU,
     ):
         super().__init__()
-        for n, name in ((in_channels, "in_channels"), (hidden_channels, "hidden_channels")):
-            if not isinstance(n, int) or n < 1:
-                raise ValueError(f"{name} must be a positive int, got {n!r}")
-        if not isinstance(num_blocks, int) or num_blocks < 0:
-            raise ValueError(f"num_blocks must be a non-negative int, got {num_blocks!r}")
-        self.in_channels, self.context_dim = in_channels, context_dim
-        self.param_channels = tuple(int(c) for c in param_channels)
+        positive_int("in_channels", in_channels)
+        positive_int("hidden_channels", hidden_channels)
+        nonnegative_int("num_blocks", num_blocks)
+        self.in_channels, self.context_dim = in_channels, optional_positive_int("context_dim", context_dim)
+        self.param_channels = positive_ints("param_channels", param_channels)
         last = nn.Conv2d(hidden_channels, sum(self.param_channels), 3, padding=1)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)

@@ -7,6 +7,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
+from ..validation import optional_positive_int, positive_int, positive_ints
+
 __all__ = ["DenseConditioner", "Hypernet", "broadcast_context"]
 
 
@@ -51,8 +53,10 @@ class DenseConditioner(nn.Module):
         activation=nn.ReLU,
     ):
         super().__init__()
-        self.param_dims = tuple(int(d) for d in param_dims)
-        layers, width = [], input_dim + (context_dim or 0)
+        self.param_dims = positive_ints("param_dims", param_dims)
+        hidden_dims = positive_ints("hidden_dims", hidden_dims, allow_empty=True)
+        context_dim = optional_positive_int("context_dim", context_dim)
+        layers, width = [], positive_int("input_dim", input_dim) + (context_dim or 0)
         for h in hidden_dims:
             layers += [nn.Linear(width, h), activation()]
             width = h
@@ -87,6 +91,7 @@ class Hypernet(nn.Module):
     def __init__(self, init: dict, *, context_dim: Optional[int] = None, hidden_dims: Sequence[int] = (64,)):
         super().__init__()
         self.names = tuple(init)
+        hidden_dims = positive_ints("hidden_dims", hidden_dims, allow_empty=True)  # checked with or without a net
         for name, value in init.items():
             self.register_parameter(name, nn.Parameter(torch.as_tensor(value, dtype=torch.get_default_dtype())))
         sizes = [getattr(self, n).numel() for n in self.names]

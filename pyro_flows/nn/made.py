@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import masks as M
+from .. import state
 from ..validation import optional_positive_int, positive_int, positive_ints
 
 __all__ = ["MaskedLinear", "MADE", "sequential_inverse"]
@@ -19,7 +20,7 @@ class MaskedLinear(nn.Linear):
 
     The mask is multiplied in the weight's dtype (a copy kept until the mask changes: multiplying by the bool
     buffer would convert it on every pass). Without gradients (sampling, evaluation) the masked weight itself
-    is computed once and reused until the weight or the mask changes (tracked by their version counters).
+    is computed once and reused until the weight or the mask changes (:mod:`pyro_flows.state`'s rule).
     """
 
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor, *, bias: bool = True):
@@ -30,7 +31,7 @@ class MaskedLinear(nn.Linear):
 
     def _mask_factor(self) -> torch.Tensor:
         w, m = self.weight, self.mask
-        key = (m._version, m.data_ptr(), w.dtype, w.device)
+        key = (state.key((m,)), w.dtype, w.device)
         if self._factor is None or self._factor[0] != key:
             self._factor = (key, m.to(dtype=w.dtype, device=w.device))
         return self._factor[1]
@@ -38,8 +39,7 @@ class MaskedLinear(nn.Linear):
     def masked_weight(self) -> torch.Tensor:
         if torch.is_grad_enabled() and self.weight.requires_grad:
             return self.weight * self._mask_factor()
-        key = (self.weight._version, self.mask._version, self.weight.data_ptr(), self.mask.data_ptr(),
-               self.weight.dtype)
+        key = state.key((self.weight, self.mask))
         if self._masked is None or self._masked[0] != key:
             with torch.no_grad():
                 self._masked = (key, self.weight * self._mask_factor())
@@ -49,9 +49,9 @@ class MaskedLinear(nn.Linear):
         return F.linear(x, self.masked_weight(), self.bias)
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state["_masked"] = state["_factor"] = None
-        return state
+        st = super().__getstate__()
+        st["_masked"] = st["_factor"] = None
+        return st
 
 
 class MADE(nn.Module):
@@ -122,9 +122,9 @@ class MADE(nn.Module):
         self._plan = None  # (key, _Plan) of sequential_inverse, rebuilt when weights or masks change
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state["_plan"] = None
-        return state
+        st = super().__getstate__()
+        st["_plan"] = None
+        return st
 
     def _degrees(self, ordering):
         deg_in = M.input_degrees(self.input_dim, ordering, generator=self.generator)
@@ -223,7 +223,7 @@ class _Plan:
 
 def _plan_key(made: "MADE"):
     tensors = [made.degrees] + [t for m in list(made.layers) + [made.output] for t in (m.weight, m.bias, m.mask)]
-    return tuple((t._version, t.data_ptr(), t.dtype) for t in tensors)
+    return state.key(tensors)
 
 
 def sequential_inverse(made: "MADE", solve, batch_shape, context=None, *, like: torch.Tensor):

@@ -23,7 +23,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..base import Flow, as_event_shape
+from ..base import Flow, FlowLike, as_event_shape
+from ..validation import positive_int
 
 __all__ = ["InvertibleConv1x1", "Squeeze", "FactorOut", "space_to_depth", "depth_to_space"]
 
@@ -67,7 +68,7 @@ def depth_to_space(x: Tensor) -> Tensor:
 
 
 def _check_inner(flow, owner):
-    if not hasattr(flow, "forward_and_log_det") or getattr(flow, "event_shape", None) is None:
+    if not isinstance(flow, FlowLike) or flow.event_shape is None:
         raise TypeError(f"{owner} wraps a pyro_flows flow (a Flow or Compose), got {type(flow).__name__}")
     return tuple(flow.event_shape)
 
@@ -81,7 +82,11 @@ class _Wrapper(Flow):
 
     @property
     def fast(self) -> str:
-        return getattr(self.flow, "fast", "both")
+        return self.flow.fast
+
+    @property
+    def sign(self):  # a squeeze is a permutation applied and undone: the inner flow's sign
+        return self.flow.sign
 
 
 class Squeeze(_Wrapper):
@@ -156,8 +161,7 @@ class FactorOut(_Wrapper):
 
     def __init__(self, flow, factored: int):
         inner = _check_inner(flow, "FactorOut")
-        if not isinstance(factored, int) or factored < 1:
-            raise ValueError(f"factored must be a positive int, got {factored!r}")
+        positive_int("factored", factored)
         super().__init__(flow, (inner[0] + factored, *inner[1:]))
         self.factored = factored
         self._sizes = (inner[0], factored)
@@ -249,6 +253,16 @@ class InvertibleConv1x1(Flow):
         lower = torch.tril(self.lower, -1) + eye
         upper = torch.triu(self.upper, 1) + torch.diag(self.sign_s * torch.exp(self.log_s))
         return lower, upper
+
+    @property
+    def sign(self) -> int:
+        """The sign of the Jacobian determinant, ``sign(det W) ** (H * W)``."""
+        with torch.no_grad():
+            if self.lu:
+                s = torch.linalg.det(self.permutation) * self.sign_s.prod()
+            else:
+                s = torch.linalg.slogdet(self.weight)[0]
+        return 1 if self._pixels % 2 == 0 or float(s) > 0 else -1
 
     def matrix(self) -> Tensor:
         """The current matrix ``W``."""

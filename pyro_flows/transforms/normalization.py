@@ -93,7 +93,7 @@ class BatchNorm(_PerChannel):
     def __init__(self, input_dim, *, momentum: float = 0.1, eps: float = 1e-5, scale: str = "softclamp"):
         super().__init__(input_dim)
         c = self.num_channels
-        if not 0 < momentum <= 1:
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum}")
         self.momentum, self.eps, self.scale = momentum, eps, scale
         self.log_gamma = nn.Parameter(torch.zeros(c))

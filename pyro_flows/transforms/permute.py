@@ -5,8 +5,20 @@ from __future__ import annotations
 import torch
 
 from ..base import Flow
+from ..validation import positive_int
 
 __all__ = ["Permute", "Reverse"]
+
+
+def _parity(perm) -> int:
+    """+1 for an even permutation, -1 for an odd one (the sign of its Jacobian determinant)."""
+    seen, transpositions = [False] * len(perm), 0
+    for start in range(len(perm)):
+        length, i = 0, start
+        while not seen[i]:
+            seen[i], i, length = True, perm[i], length + 1
+        transpositions += max(length - 1, 0)
+    return -1 if transpositions % 2 else 1
 
 
 class Permute(Flow):
@@ -32,6 +44,7 @@ class Permute(Flow):
         super().__init__(event_shape=(len(perm),))
         self.register_buffer("permutation", perm.long())
         self.register_buffer("inverse_permutation", torch.argsort(perm.long()))
+        self.sign = _parity(perm.tolist())
 
     def _forward_and_log_det(self, x, context=None):
         return x.index_select(-1, self.permutation), x.new_zeros(x.shape[:-1])
@@ -50,4 +63,4 @@ class Reverse(Permute):
     """
 
     def __init__(self, input_dim: int):
-        super().__init__(torch.arange(input_dim - 1, -1, -1))
+        super().__init__(torch.arange(positive_int("input_dim", input_dim) - 1, -1, -1))
