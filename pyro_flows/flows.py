@@ -45,7 +45,7 @@ def _alternating_masks(input_dim, num_layers):
 
 
 def nice(
-    input_dim: int, *, num_layers: int = 4, hidden_dims: Sequence[int] = (256, 256),
+    input_dim: int, *, num_layers: int = 4, hidden_dims: Optional[Sequence[int]] = None,
     context_dim: Optional[int] = None,
 ) -> Compose:
     """NICE: additive couplings on alternating halves, then a diagonal :class:`Rescale`. Fast: both.
@@ -67,7 +67,7 @@ def nice(
 
 
 def realnvp(
-    input_dim: int, *, num_layers: int = 8, hidden_dims: Sequence[int] = (256, 256), batch_norm: bool = False,
+    input_dim: int, *, num_layers: int = 8, hidden_dims: Optional[Sequence[int]] = None, batch_norm: bool = False,
     context_dim: Optional[int] = None, scale: str = "softclamp",
 ) -> Compose:
     """RealNVP for vectors: affine couplings on alternating halves, optionally with batch norm between them.
@@ -105,11 +105,13 @@ def _autoregressive(layer, input_dim, num_layers, hidden_dims, ordering, context
 
 
 def maf(
-    input_dim: int, *, num_layers: int = 5, hidden_dims: Sequence[int] = (256, 256), ordering: str = "reversed",
+    input_dim: int, *, num_layers: int = 5, hidden_dims: Optional[Sequence[int]] = None, ordering: str = "reversed",
     context_dim: Optional[int] = None, batch_norm: bool = False, seed: Optional[int] = None, **kwargs,
 ) -> Compose:
     """MAF: ``num_layers`` :class:`~pyro_flows.transforms.MAF` layers whose MADE orderings alternate
     (``"reversed"``) or are drawn at random (``"random"``, seeded by ``seed``). Fast: inverse (density).
+    ``hidden_dims`` defaults to :func:`~pyro_flows.nn.default_hidden_dims` (two layers of ``10 * D`` units
+    within 32..512), as in every vector factory.
 
     Example:
         >>> flow = maf(3, num_layers=2, hidden_dims=(8,))
@@ -123,7 +125,7 @@ def maf(
 
 
 def iaf(
-    input_dim: int, *, num_layers: int = 5, hidden_dims: Sequence[int] = (256, 256), ordering: str = "reversed",
+    input_dim: int, *, num_layers: int = 5, hidden_dims: Optional[Sequence[int]] = None, ordering: str = "reversed",
     context_dim: Optional[int] = None, batch_norm: bool = False, seed: Optional[int] = None, **kwargs,
 ) -> Compose:
     """IAF: ``num_layers`` :class:`~pyro_flows.transforms.IAF` layers with alternating or random orderings.

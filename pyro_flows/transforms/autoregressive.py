@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 import torch
 
 from ..base import Flow
-from ..nn import MADE, sequential_inverse
+from ..nn import MADE, default_hidden_dims, sequential_inverse
 from ..ops import Affine
 
 __all__ = ["AffineAutoregressive", "MAF", "IAF"]
@@ -23,10 +23,13 @@ class AffineAutoregressive(Flow):
 
     Args:
         input_dim: D.
-        hidden_dims: hidden widths of the MADE.
+        hidden_dims: hidden widths of the MADE (default :func:`~pyro_flows.nn.default_hidden_dims`).
         fast: ``"forward"`` (IAF: the forward map is the fast one) or ``"inverse"`` (MAF).
         context_dim: size of a context vector given to the MADE.
-        ordering: the MADE's input ordering (see :func:`pyro_flows.masks.input_degrees`).
+        ordering: the MADE's input ordering (see :func:`pyro_flows.masks.input_degrees`); default
+            ``"random"``, drawn from torch's global generator (or ``seed``) for each layer as Pyro's
+            ``AutoRegressiveNN`` does, so ``[IAF(D) for _ in range(n)]`` stacks layers of different orderings.
+            The factories :func:`~pyro_flows.maf` and :func:`~pyro_flows.iaf` alternate natural and reversed.
         scale: the scale parametrization (see :func:`pyro_flows.ops.log_scale`).
         conditioner: a MADE-like module to use instead (``forward(u, context) -> (t, s)``, with a
             ``degrees`` buffer).
@@ -36,11 +39,11 @@ class AffineAutoregressive(Flow):
     def __init__(
         self,
         input_dim: int,
-        hidden_dims: Sequence[int] = (256, 256),
+        hidden_dims: Optional[Sequence[int]] = None,
         *,
         fast: str,
         context_dim: Optional[int] = None,
-        ordering="natural",
+        ordering="random",
         scale: str = "softclamp",
         conditioner=None,
         **made_kwargs,
@@ -50,6 +53,8 @@ class AffineAutoregressive(Flow):
             raise ValueError(f"fast must be 'forward' (IAF) or 'inverse' (MAF), got {fast!r}")
         self.fast = fast
         self.op = Affine(scale)
+        if hidden_dims is None:
+            hidden_dims = default_hidden_dims(input_dim)
         self.conditioner = conditioner if conditioner is not None else MADE(
             input_dim, hidden_dims, num_params=2, context_dim=context_dim, ordering=ordering, **made_kwargs
         )
@@ -125,7 +130,7 @@ class MAF(AffineAutoregressive):
         Papamakarios, Pavlakou & Murray, Masked Autoregressive Flow for Density Estimation, arXiv:1705.07057.
     """
 
-    def __init__(self, input_dim: int, hidden_dims: Sequence[int] = (256, 256), **kwargs):
+    def __init__(self, input_dim: int, hidden_dims: Optional[Sequence[int]] = None, **kwargs):
         super().__init__(input_dim, hidden_dims, fast="inverse", **kwargs)
 
 
@@ -149,5 +154,5 @@ class IAF(AffineAutoregressive):
         Autoregressive Flow, arXiv:1606.04934.
     """
 
-    def __init__(self, input_dim: int, hidden_dims: Sequence[int] = (256, 256), **kwargs):
+    def __init__(self, input_dim: int, hidden_dims: Optional[Sequence[int]] = None, **kwargs):
         super().__init__(input_dim, hidden_dims, fast="forward", **kwargs)

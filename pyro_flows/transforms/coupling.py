@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import masks
 from ..base import Flow, as_event_shape
-from ..nn import ConvResNet, DenseConditioner
+from ..nn import ConvResNet, DenseConditioner, default_hidden_dims
 from ..ops import Additive, Affine
 
 __all__ = ["Coupling", "AffineCoupling", "AdditiveCoupling"]
@@ -43,7 +43,8 @@ class Coupling(Flow):
         mask: bool tensor of the input's shape, True for the entries kept.
         op: the elementwise map, :class:`~pyro_flows.ops.Affine` or :class:`~pyro_flows.ops.Additive`.
         conditioner: a module ``(x_A or x * mask, context) -> tuple of op.num_params tensors`` (see above).
-        hidden_dims: hidden widths of the default dense conditioner (vectors; default ``(256, 256)``).
+        hidden_dims: hidden widths of the default dense conditioner (vectors; default
+            :func:`~pyro_flows.nn.default_hidden_dims` of the input size).
         hidden_channels: width of the default convolutional conditioner (images; default 64).
         num_blocks: residual blocks of the default convolutional conditioner (images; default 2).
         context_dim: size of a context vector given to the conditioner.
@@ -108,7 +109,8 @@ class Coupling(Flow):
         )
         n = len(change)
         self.conditioner = conditioner if conditioner is not None else DenseConditioner(
-            len(keep), (n,) * self.op.num_params, hidden_dims=(256, 256) if hidden_dims is None else hidden_dims,
+            len(keep), (n,) * self.op.num_params,
+            hidden_dims=default_hidden_dims(input_dim) if hidden_dims is None else hidden_dims,
             context_dim=context_dim,
         )
 

@@ -29,7 +29,7 @@ def _solve_monotone(g, dg, target, lo, hi, *, max_iter: int = 100):
         for _ in range(max_iter):
             r = g(a) - target
             done = r.abs() <= tol
-            if bool(done.all()):
+            if not torch.jit.is_tracing() and bool(done.all()):  # a trace records every step: no data-dependent exit
                 break
             hi = torch.where(r > 0, a, hi)
             lo = torch.where(r > 0, lo, a)

@@ -78,7 +78,7 @@ class Logit(Flow):
         return n * math.log1p(-2 * self.lam) - log_p_1mp.sum(tuple(range(-len(self.event_shape), 0)))
 
     def _forward_and_log_det(self, x, context=None):
-        low, high = (float(v) for v in torch.aminmax(x)) if x.numel() else (0.0, 1.0)
+        low, high = (float(v) for v in torch.aminmax(x.detach())) if x.numel() else (0.0, 1.0)
         m = self.margin
         if not (-m <= low and high <= 1 + m):  # NaN compares False: rejected too
             raise ValueError(
