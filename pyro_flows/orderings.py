@@ -14,6 +14,7 @@ from typing import Iterator, Optional
 import torch
 
 from .nn import MADE
+from .validation import positive_int
 
 __all__ = ["mades", "resample", "ensemble_log_prob"]
 
@@ -69,8 +70,7 @@ def ensemble_log_prob(distribution, x: torch.Tensor, num_orderings: int, *, orde
         >>> ensemble_log_prob(d, torch.zeros(2, 3), 4).shape
         torch.Size([2])
     """
-    if not isinstance(num_orderings, int) or num_orderings < 1:
-        raise ValueError(f"num_orderings must be a positive int, got {num_orderings!r}")
+    positive_int("num_orderings", num_orderings)
     found = list(mades(distribution))
     if not found:
         raise ValueError("ensemble_log_prob found no MADE in the distribution's transforms")

@@ -24,6 +24,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .train import History, _eval_mode, _modules, _parameters
+from .validation import optional_positive_int
 
 __all__ = ["plot_density_2d", "plot_digits", "plot_images", "plot_history"]
 
@@ -215,8 +216,7 @@ def plot_images(
     images = torch.nan_to_num(images, nan=0.0).clamp(0, 1)
     if ncols is None:
         ncols = math.ceil(math.sqrt(len(images)))
-    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1:
-        raise ValueError(f"ncols must be a positive int or None, got {ncols!r}")
+    optional_positive_int("ncols", ncols)
     grid = _image_grid(images, ncols)
     size = 0.6 * ncols * max(1.0, w / 16)
     fig = Figure(figsize=(size, size * grid.shape[0] / grid.shape[1] + (0.4 if title else 0)))

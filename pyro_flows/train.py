@@ -34,7 +34,7 @@ from torch.distributions.transforms import _InverseTransform
 
 from .base import FlowLike
 from .distributions import FlowDistribution
-from .validation import positive_int as _check_positive_int
+from .validation import nonnegative_int, positive_int as _check_positive_int
 
 __all__ = ["History", "FitResult", "TrainingDiverged", "fit", "nll"]
 
@@ -529,8 +529,8 @@ def _check_options(
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     if clip_grad is not None and (not real(clip_grad) or clip_grad <= 0):
         raise ValueError(f"clip_grad must be a positive finite number or None, got {clip_grad!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    if seed is not None:
+        nonnegative_int("seed", seed)
 
 
 def _minibatches(n: int, batch_size: int, *, seed: int | None) -> Iterator[torch.Tensor]:

@@ -207,3 +207,19 @@ def test_jit_traced_elbo_with_a_compose_guide():
         losses = [svi.step() for _ in range(3)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert flow.sign == 1 and pf.Reverse(3).sign == -1 and pf.Compose([pf.Reverse(3), pf.Reverse(3)]).sign == 1
+
+
+# 15. the one-line swap -----------------------------------------------------------------------------------
+def test_a_list_of_iaf_layers_gets_a_new_ordering_per_layer():
+    torch.manual_seed(0)
+    layers = [pf.IAF(6) for _ in range(4)]
+    orderings = {tuple(layer.conditioner.degrees.tolist()) for layer in layers}
+    assert len(orderings) == 4
+    assert pf.IAF(6, ordering="natural").conditioner.degrees.tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_default_networks_are_sized_to_the_input():
+    assert pf.nn.default_hidden_dims(1) == (32, 32)
+    assert pf.nn.default_hidden_dims(784) == (512, 512)
+    assert pf.maf(2).parts[0].conditioner.hidden_dims == (32, 32)
+    assert pf.realnvp(64).parts[0].conditioner.net[0].out_features == 512

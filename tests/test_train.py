@@ -323,7 +323,7 @@ def test_fit_rejects_bad_data(train, message):
         ({"lr": float("inf")}, "lr must be a positive finite number"),
         ({"weight_decay": -1.0}, "weight_decay must be a finite number >= 0"),
         ({"clip_grad": 0.0}, "clip_grad must be a positive finite number or None"),
-        ({"seed": -2}, "seed must be a non-negative int or None"),
+        ({"seed": -2}, "seed must be a non-negative int"),
     ],
 )
 def test_fit_rejects_bad_options(options, message):
