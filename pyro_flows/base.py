@@ -168,22 +168,29 @@ class FlowLike:
         """The dtype of the parameters and buffers (``None`` for a transform without floating state)."""
         return _dtype_of(self)
 
-    def check_args(self, value: Tensor, context: Optional[Tensor], *, what: str = "input") -> None:
-        """Raises ``TypeError``/``ValueError`` naming what was expected unless ``value`` (and ``context``) can
-        be given to this transform; see the module docstring."""
+    def check_context(self, context: Optional[Tensor]) -> Optional[Tensor]:
+        """Validates a context on its own (given exactly when the transform is conditional, its width and
+        dtype) and returns it."""
         name = type(self).__name__
-        dtype = self.dtype
-        check_tensor(value, self.event_shape, what=what, owner=name, dtype=dtype)
         if self.context_dim is None:
             if context is not None:
                 raise ValueError(f"{name} is unconditional (context_dim=None) but was given a context")
-            return
+            return None
         if context is None:
             raise ValueError(
                 f"{name} is conditional (context_dim={self.context_dim}) and needs a context: use "
                 f"flow.condition(context) with a tensor of shape (*batch, {self.context_dim})"
             )
-        check_tensor(context, (self.context_dim,), what="context", owner=name, dtype=dtype or value.dtype)
+        check_tensor(context, (self.context_dim,), what="context", owner=name, dtype=self.dtype)
+        return context
+
+    def check_args(self, value: Tensor, context: Optional[Tensor], *, what: str = "input") -> None:
+        """Raises ``TypeError``/``ValueError`` naming what was expected unless ``value`` (and ``context``) can
+        be given to this transform; see the module docstring."""
+        name = type(self).__name__
+        check_tensor(value, self.event_shape, what=what, owner=name, dtype=self.dtype)
+        if self.check_context(context) is None:
+            return
         batch = value.shape[: value.dim() - len(self.event_shape)]
         try:
             torch.broadcast_shapes(batch, context.shape[:-1])
@@ -331,21 +338,6 @@ class Flow(_Cached, TransformModule, ConditionalTransform):
     def with_cache(self, cache_size: int = 1):
         """This flow with another cache size: a view sharing the parameters (torch's ``with_cache``)."""
         return self if cache_size == self._cache_size else self._view(cache_size)
-
-    def check_context(self, context: Optional[Tensor]) -> Optional[Tensor]:
-        """Validates a context on its own (width, dtype, presence) and returns it."""
-        name = type(self).__name__
-        if self.context_dim is None:
-            if context is not None:
-                raise ValueError(f"{name} is unconditional (context_dim=None) but was given a context")
-            return None
-        if context is None:
-            raise ValueError(
-                f"{name} is conditional (context_dim={self.context_dim}) and needs a context: "
-                f"use flow.condition(context) with a tensor of shape (*batch, {self.context_dim})"
-            )
-        check_tensor(context, (self.context_dim,), what="context", owner=name, dtype=self.dtype)
-        return context
 
     def condition(self, context: Tensor):
         """Binds a context: returns a view with this flow's maths and parameters and ``context``.
@@ -578,23 +570,16 @@ class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
     def bound_context(self):
         return self._context
 
-    def check_args(self, value, context, *, what="input"):
-        if self._context is not None:
+    def check_context(self, context):
+        if self._context is not None:  # bound: its parts hold the context
             if context is not None and context is not self._context:
                 raise ValueError("this Compose has its context bound already; got another one")
-            context = None
-            dims = None
-        else:
-            dims = self.context_dim
-        name = "Compose"
-        check_tensor(value, self.event_shape, what=what, owner=name, dtype=self.dtype)
-        if dims is None and context is not None:
-            raise ValueError(f"{name} is unconditional (context_dim=None) but was given a context")
-        if dims is not None and context is None:
-            raise ValueError(
-                f"this flow is conditional (context_dim={dims}) and needs a context: use flow.condition(context)"
-            )
-        # a context's own checks (width, dtype, batch shape) are made by each conditional part
+            return None
+        if context is not None and self.context_dim is not None:  # each conditional part checks the rest
+            if not isinstance(context, torch.Tensor):
+                raise TypeError(f"Compose expected its context to be a torch.Tensor, got {type(context).__name__}")
+            return context
+        return super().check_context(context)
 
     def _parts(self, context):
         if context is None or self._context is not None:  # unconditional, or bound already

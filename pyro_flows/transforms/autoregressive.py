@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional, Sequence
 
 import torch
@@ -53,6 +54,13 @@ class AffineAutoregressive(Flow):
             raise ValueError(f"fast must be 'forward' (IAF) or 'inverse' (MAF), got {fast!r}")
         self.fast = fast
         self.op = Affine(scale)
+        if input_dim == 1 and context_dim is None and conditioner is None:
+            warnings.warn(
+                "an unconditional 1-D autoregressive layer is a learned affine map (its first and only variable has "
+                "no earlier one to depend on); for a flexible 1-D density use a spline, e.g. "
+                "pyro.distributions.transforms.Spline(1)",
+                stacklevel=3,
+            )
         if hidden_dims is None:
             hidden_dims = default_hidden_dims(input_dim)
         self.conditioner = conditioner if conditioner is not None else MADE(
