@@ -11,9 +11,11 @@ One process, one run, same data, seeds and thread count for both libraries:
    Timer (``bench/common.py``'s ``Timer``): warm-up calls, then many repeats interleaving the libraries (A B,
    B A, A B, ...) to cancel drift; each library's median and IQR of process CPU time (wall-clock alongside);
    ratio = Pyro's median / pyro_flows' median (>= 1: pyro_flows not slower).
-2. Planar held-out ``log_prob``: ``pf.planar(2, num_layers=8)`` fitted briefly on two moons scores held-out
-   points and inverts them (round-trip error reported), while Pyro's ``planar`` chain raises.
-3. Held-out NLL on two moons after a fixed budget (same architecture, steps, batches, seeds).
+2. Planar held-out ``log_prob``: ``pf.planar(2, num_layers=8)`` fitted briefly (``pf.fit``) on two moons scores
+   held-out points and inverts them (round-trip error reported), while Pyro's ``planar`` chain raises.
+3. Held-out NLL on two moons (``pf.data.load("moons")``, the library's standardization) after a fixed budget,
+   each library trained by ``pf.fit`` with early stopping on validation (same architecture, steps, minibatches,
+   seeds); and one D=2 training step of both, timed by the interleaved timer.
 
 Usage::
 
@@ -33,24 +35,26 @@ from pyro.distributions.transforms import Permute, affine_coupling
 from pyro.distributions.transforms import planar as pyro_planar
 
 import pyro_flows as pf
-from common import (LIBS, PRIMARY_CLOCK, Timer, bench_parser, correlated_gaussian, count_params,
-                    environment, environment_line, log_prob_op, moons, moons_nll, moons_table, nll_step,
-                    quantiles, run_sections, sample_op, standard_normal, train_step_op, write_results)
+from common import (LIBS, MOONS_DATA, Timer, bench_parser, correlated_gaussian, count_params, environment,
+                    environment_line, fit_and_score, fit_config, log_prob_op, moons_nll, moons_split, moons_table,
+                    run_sections, sample_op, standard_normal, train_step_op, write_results)
 
 SETTINGS = {
     "full": dict(
         speed=dict(input_dim=64, num_layers=8, hidden_dims=(256, 256), batch=512, warmup=10, repeats=150,
                    min_time_s=0.005),
-        moons=dict(n_train=20000, n_test=10000, num_layers=8, hidden_dims=(64, 64), steps=2000, batch=512,
-                   lr=1e-3, seeds=(0, 1, 2)),
-        planar=dict(num_layers=8, steps=1000, batch=512, lr=1e-2),
+        moons=dict(n_train=20000, n_valid=5000, n_test=10000, num_layers=8, hidden_dims=(64, 64), steps=2000,
+                   batch=512, lr=1e-3, eval_every=100, patience=10, seeds=(0, 1, 2),
+                   step_timing=dict(warmup=10, repeats=100, min_time_s=0.005)),
+        planar=dict(num_layers=8, steps=1000, batch=512, lr=1e-2, eval_every=100, patience=10),
     ),
     "quick": dict(
         speed=dict(input_dim=8, num_layers=2, hidden_dims=(16, 16), batch=64, warmup=2, repeats=6,
                    min_time_s=0.0005),
-        moons=dict(n_train=2000, n_test=1000, num_layers=2, hidden_dims=(16, 16), steps=30, batch=128,
-                   lr=1e-3, seeds=(0,)),
-        planar=dict(num_layers=8, steps=30, batch=128, lr=1e-2),
+        moons=dict(n_train=2000, n_valid=500, n_test=1000, num_layers=2, hidden_dims=(16, 16), steps=30,
+                   batch=128, lr=1e-3, eval_every=10, patience=10, seeds=(0,),
+                   step_timing=dict(warmup=2, repeats=6, min_time_s=0.0005)),
+        planar=dict(num_layers=8, steps=30, batch=128, lr=1e-2, eval_every=10, patience=10),
     ),
 }
 
@@ -101,7 +105,7 @@ def copy_pyro_weights_into_pf(pyro_parts, pf_flow) -> None:
     assert len(couplings) == len(pf_flow.parts)
     with torch.no_grad():
         for src, dst in zip(couplings, pf_flow.parts):
-            dst_linears = [m for m in dst.conditioner.net if isinstance(m, torch.nn.Linear)]
+            dst_linears = [m for m in dst.conditioner.modules() if isinstance(m, torch.nn.Linear)]
             assert len(dst_linears) == len(src.nn.layers)
             for a, b in zip(src.nn.layers, dst_linears):
                 b.weight.copy_(a.weight)
@@ -196,14 +200,13 @@ def bench_moons_nll(cfg) -> dict:
                 {"pyro": dist.TransformedDistribution(standard_normal(2), pyro_parts.parts),
                  "pyro_flows": pf.flow_distribution(ours)})
 
-    out, step_times = moons_nll(cfg, make, hid)
-    st = {n: quantiles(v) for n, v in step_times.items()}
-    # Secondary, overhead-dominated speed number (tiny network): one training step at D=2.
-    out["train_step_d2"] = {
-        "clock": PRIMARY_CLOCK,
-        **{n: {"median_ms": v[1] * 1e3, "iqr_ms": (v[2] - v[0]) * 1e3} for n, v in st.items()},
-        "ratio": st["pyro"][1] / st["pyro_flows"][1],
-    }
+    out = moons_nll(cfg, make, hid)
+    # Secondary, overhead-dominated speed number (tiny network): one training step at D=2, interleaved timer.
+    models, dists = make(0)
+    opts = {n: torch.optim.Adam(models[n].parameters(), lr=cfg["lr"]) for n in LIBS}
+    batches = list(moons_split(cfg, 0).train[:8 * cfg["batch"]].split(cfg["batch"]))
+    out["train_step_d2"] = Timer().compare({n: train_step_op(dists[n], opts[n], batches) for n in LIBS},
+                                           same_number=True, **cfg["step_timing"])
     out["note"] = ("Pyro's planar cannot score data (no inverse), so it cannot be trained as a density estimator "
                    "and has no row here; pf.planar's held-out NLL is in 'planar_heldout'.")
     return out
@@ -211,16 +214,13 @@ def bench_moons_nll(cfg) -> dict:
 
 # ---------------------------------------------------------------------------------------- 2. planar held out
 def bench_planar(cfg, moons_cfg, seed: int = 0) -> dict:
-    train, test = moons(moons_cfg["n_train"], moons_cfg["n_test"], seed)
+    split = moons_split(moons_cfg, seed)
+    test = split.test
     torch.manual_seed(seed)
     flow = pf.planar(2, num_layers=cfg["num_layers"])
     d = pf.flow_distribution(flow)
-    with torch.no_grad():
-        nll_before = -d.log_prob(test).mean().item()
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(flow.parameters(), lr=cfg["lr"])
-    for _ in range(cfg["steps"]):
-        nll_step(d, opt, train[torch.randint(len(train), (cfg["batch"],), generator=g)])
+    nll_before = pf.nll(d, test)
+    fitted = fit_and_score(d, split, cfg, seed)
     with torch.no_grad():
         t0 = time.perf_counter()
         lp = d.log_prob(test)
@@ -246,13 +246,13 @@ def bench_planar(cfg, moons_cfg, seed: int = 0) -> dict:
         except Exception as e:  # noqa: BLE001 - recording what Pyro raises is the point
             error = {"type": type(e).__name__, "message": str(e)}
     return {
-        "config": {"num_layers": cfg["num_layers"], "fit_steps": cfg["steps"], "batch": cfg["batch"],
-                   "optimizer": f"Adam(lr={cfg['lr']})", "data": "two moons (as in moons_nll), seed 0",
-                   "n_test": len(test)},
+        "config": {"num_layers": cfg["num_layers"], **fit_config(cfg), "data": f"{MOONS_DATA}, seed {seed}",
+                   "n_train": len(split.train), "n_valid": len(split.valid), "n_test": len(test)},
         "param_counts": {"pyro": sum(count_params(t) for t in pyro_chain), "pyro_flows": count_params(flow)},
         "pyro_flows": {
             "test_nll_before_fit": nll_before,
             "test_nll": -lp.mean().item(),
+            "fit": {k: v for k, v in fitted.items() if k != "curve"},
             "log_prob_finite": bool(torch.isfinite(lp).all()),
             "log_prob_test_ms": t_lp * 1e3,
             "round_trip_max_abs_err_data": err_data,
@@ -304,9 +304,10 @@ def markdown(res: dict) -> str:
     mc = mo["config"]
     lines += [
         "",
-        f"## Two moons held-out NLL (nats/point, standardized space): RealNVP D=2, {mc['num_layers']} couplings, "
-        f"MLP {'x'.join(map(str, mc['hidden_dims']))}, {mc['steps']} Adam steps, batch {mc['batch']}, "
-        f"{mc['n_train']} train / {mc['n_test']} test",
+        f"## Two moons held-out NLL (nats/point, scale of `pf.data.load(\"moons\")`): RealNVP D=2, "
+        f"{mc['num_layers']} couplings, MLP {'x'.join(map(str, mc['hidden_dims']))}, `pf.fit`: at most "
+        f"{mc['steps']} Adam steps, batch {mc['batch']}, validation every {mc['eval_every']} steps, patience "
+        f"{mc['patience']}, {mc['n_train']} train / {mc['n_valid']} valid / {mc['n_test']} test",
         "",
         f"Parameters: Pyro {mo['param_counts']['pyro']:,}, pyro_flows {mo['param_counts']['pyro_flows']:,}.",
         "",
@@ -322,7 +323,7 @@ def markdown(res: dict) -> str:
         "| | pyro_flows `pf.planar` | Pyro `planar` |",
         "|---|---|---|",
         f"| log_prob of {pl['config']['n_test']} held-out points | works, test NLL "
-        f"{pl['pyro_flows']['test_nll']:.4f} after {pl['config']['fit_steps']} steps | "
+        f"{pl['pyro_flows']['test_nll']:.4f} after {pl['pyro_flows']['fit']['steps_run']} steps | "
         + (f"raises `{pl['pyro']['log_prob_heldout_error']['type']}`: "
            f"{pl['pyro']['log_prob_heldout_error']['message']} |" if pl["pyro"]["raises"] else "works |"),
         f"| round trip data→base→data, max abs error | {pl['pyro_flows']['round_trip_max_abs_err_data']:.1e} "

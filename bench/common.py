@@ -4,13 +4,14 @@ The scripts run as ``python bench/<name>.py``, so ``bench/`` is on ``sys.path`` 
 
 * Machine facts: :func:`environment` (command, versions, threads, CPU model, load average, date, git commit and
   dirty flag, dtype, device and GPU name), :func:`git_label` and :func:`environment_line` for the reports.
-* Models and data: :func:`count_params`, :func:`standard_normal`, :func:`correlated_gaussian`, :func:`moons`,
-  :func:`plain_settings`.
+* Models and data: :func:`count_params`, :func:`standard_normal`, :func:`correlated_gaussian`,
+  :func:`moons_split` (``pf.data``'s two moons), :func:`plain_settings`.
 * Timing: :class:`Timer`, the interleaved timer (below), with :func:`summary_by_callable` and
   :func:`summary_by_clock`; :func:`quantiles`, :func:`stats` and :func:`pair_ratio`; :func:`wall_timer` for
   plain repeated wall-clock timing.
-* Timed operations and training: :func:`log_prob_op`, :func:`sample_op`, :func:`train_step_op`,
-  :func:`nll_step`, :func:`train_pair`, :func:`moons_nll` (with :func:`moons_table` for its markdown).
+* Timed operations: :func:`log_prob_op`, :func:`sample_op`, :func:`train_step_op` (one :func:`nll_step`).
+* Training: :func:`fit_and_score` (``pf.fit`` with early stopping on validation, scored by ``pf.nll``),
+  :func:`fit_config`, :func:`moons_nll` (with :func:`moons_table` for its markdown).
 * Script plumbing: :func:`bench_parser`, :func:`run_sections`, :func:`write_results`.
 
 Interleaved timer (:meth:`Timer.measure`): warm-up calls, round-robin over the callables; then one calibration
@@ -150,15 +151,16 @@ def correlated_gaussian(dim: int, batch: int, seed: int, *, num_batches: int = 8
     return data, list(data.split(batch))
 
 
-def moons(n_train: int, n_test: int, seed: int, device=None):
-    """Two moons (``make_moons(noise=0.1)``), standardized with the training mean and std: ``(train, test)``."""
-    from sklearn.datasets import make_moons
+#: The two moons of every benchmark (:func:`moons_split`), as the results record them.
+MOONS_DATA = ("pf.data.load('moons'): make_moons(noise=0.1), standardized by pf.data's fixed map "
+              "(x - (0.5, 0.25)) / 0.712")
 
-    x, _ = make_moons(n_samples=n_train + n_test, noise=0.1, random_state=seed)
-    x = torch.as_tensor(x, dtype=torch.get_default_dtype())
-    train, test = x[:n_train], x[n_train:]
-    mu, sd = train.mean(0), train.std(0)
-    return ((train - mu) / sd).to(device), ((test - mu) / sd).to(device)
+
+def moons_split(cfg: dict, seed: int):
+    """Two moons from ``pf.data.load("moons", ...)`` with ``cfg``'s ``n_train``, ``n_valid`` and ``n_test``: the
+    library's one standardization, ``(x - (0.5, 0.25)) / 0.712`` for every seed and split (so NLLs are on the
+    scale of ``pf fit``/``make run``). CPU tensors; :func:`pf.fit` and :func:`pf.nll` move batches to the model."""
+    return pf.data.load("moons", n_train=cfg["n_train"], n_valid=cfg["n_valid"], n_test=cfg["n_test"], seed=seed)
 
 
 # ------------------------------------------------------------------------------------------------------- timer
@@ -345,55 +347,45 @@ def train_step_op(d, opt, batches):
 
 
 # -------------------------------------------------------------------------------------------------- training
-def train_pair(dists: dict, params: dict, train, steps: int, batch: int, lr: float, seed: int, *,
-               evaluate=None, eval_every: int | None = None, clock=CLOCKS[PRIMARY_CLOCK]) -> dict:
-    """Trains every distribution of ``dists`` (Adam on ``params[name]``) on the same minibatches, drawn with
-    ``seed``, one :func:`nll_step` each in turn, the order alternating every step so drift cancels;
-    ``evaluate(step)`` is called every ``eval_every`` steps (and at the end). Returns each one's per-step times
-    in seconds of ``clock``."""
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randint(len(train), (steps, batch), generator=g)
-    opts = {n: torch.optim.Adam(params[n], lr=lr) for n in dists}
-    times = {n: [] for n in dists}
-    names = list(dists)
-    for s in range(steps):
-        x = train[order[s].to(train.device)]
-        for n in (names if s % 2 == 0 else names[::-1]):
-            t0 = clock()
-            nll_step(dists[n], opts[n], x)
-            times[n].append(clock() - t0)
-        if evaluate is not None and ((s + 1) % eval_every == 0 or s + 1 == steps):
-            evaluate(s + 1)
-    return times
+def fit_and_score(d, split, cfg: dict, seed: int) -> dict:
+    """Trains ``d`` with :func:`pf.fit` on ``split.train``, early stopping on ``split.valid`` (``cfg``: ``steps``,
+    ``batch``, ``lr``, ``eval_every``, ``patience``; minibatch order from ``seed``, so two distributions fitted
+    with the same ``seed`` and data see the same minibatches), and scores the kept (best-validation) parameters
+    with :func:`pf.nll`. Returns the best-validation step and NLL, test and train NLL there, the validation NLL
+    at the last evaluation (how far it drifted: overfitting), steps run, wall time and the learning curve."""
+    r = pf.fit(d, split.train, split.valid, steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"],
+               eval_every=cfg["eval_every"], patience=cfg["patience"], seed=seed, progress=False)
+    return {"best_valid_step": r.best_step, "best_valid_nll": r.best_valid,
+            "test_nll_at_best_valid": pf.nll(d, split.test), "train_nll_at_best_valid": pf.nll(d, split.train),
+            "last_valid_nll": r.history.valid_nll[-1], "steps_run": r.steps_run, "stopped_early": r.stopped_early,
+            "fit_wall_s": r.wall_time, "curve": r.history.as_dict()}
 
 
-def moons_nll(cfg: dict, make, hidden_dims, device=None):
-    """Held-out NLL on :func:`moons` of both libraries, per seed of ``cfg["seeds"]``: ``make(seed)`` gives
-    ``(models, dists)`` (each name -> one of :data:`LIBS`), both trained by :func:`train_pair` on the same
-    minibatches. Returns the result (config, parameter counts, per-seed train/test NLL, mean and std of the test
-    NLL, target) and the per-step times (seconds, process CPU time) of each library."""
-    per_seed, step_times, counts = [], {n: [] for n in LIBS}, None
+def fit_config(cfg: dict) -> dict:
+    """The :func:`fit_and_score` settings of ``cfg``, as the results record them."""
+    return {"steps": cfg["steps"], "batch": cfg["batch"], "optimizer": f"Adam(lr={cfg['lr']})",
+            "eval_every": cfg["eval_every"], "patience": cfg["patience"],
+            "training": "pf.fit (early stopping on validation, best-validation parameters kept), scored by pf.nll"}
+
+
+def moons_nll(cfg: dict, make, hidden_dims) -> dict:
+    """Held-out NLL on :func:`moons_split` of both libraries, per seed of ``cfg["seeds"]``: ``make(seed)`` gives
+    ``(models, dists)`` (each name -> one of :data:`LIBS`), each trained by :func:`fit_and_score` with the same
+    seed (same minibatches). Returns the config, parameter counts, per-seed results, mean and std of the test NLL
+    (at the best validation step) and the target."""
+    per_seed, counts = [], None
     for seed in cfg["seeds"]:
-        train, test = moons(cfg["n_train"], cfg["n_test"], seed, device)
+        split = moons_split(cfg, seed)
         models, dists = make(seed)
         counts = {n: count_params(m) for n, m in models.items()}
-        params = {n: list(m.parameters()) for n, m in models.items()}
-        t0 = time.perf_counter()
-        times = train_pair(dists, params, train, cfg["steps"], cfg["batch"], cfg["lr"], seed)
-        row = {"seed": seed, "train_wall_s": time.perf_counter() - t0}
-        with torch.no_grad():
-            for n, d in dists.items():
-                row[f"{n}_test_nll"] = -d.log_prob(test).mean().item()
-                row[f"{n}_train_nll"] = -d.log_prob(train).mean().item()
-                step_times[n] += times[n]
-        per_seed.append(row)
-    mean = {n: float(np.mean([r[f"{n}_test_nll"] for r in per_seed])) for n in LIBS}
-    std = {n: float(np.std([r[f"{n}_test_nll"] for r in per_seed])) for n in LIBS}
-    result = {
-        "config": {"data": "make_moons(noise=0.1), standardized with train mean/std", "n_train": cfg["n_train"],
+        per_seed.append({"seed": seed, **{n: fit_and_score(d, split, cfg, seed) for n, d in dists.items()}})
+    tests = {n: [r[n]["test_nll_at_best_valid"] for r in per_seed] for n in LIBS}
+    mean = {n: float(np.mean(v)) for n, v in tests.items()}
+    std = {n: float(np.std(v)) for n, v in tests.items()}
+    return {
+        "config": {"data": MOONS_DATA, "n_train": cfg["n_train"], "n_valid": cfg["n_valid"],
                    "n_test": cfg["n_test"], "num_layers": cfg["num_layers"], "hidden_dims": list(hidden_dims),
-                   "steps": cfg["steps"], "batch": cfg["batch"], "optimizer": f"Adam(lr={cfg['lr']})",
-                   "seeds": list(cfg["seeds"]), "same_minibatches": True},
+                   **fit_config(cfg), "seeds": list(cfg["seeds"]), "same_minibatches": True},
         "param_counts": counts,
         "param_counts_equal": counts["pyro"] == counts["pyro_flows"],
         "per_seed": per_seed,
@@ -402,14 +394,14 @@ def moons_nll(cfg: dict, make, hidden_dims, device=None):
         "target": "pyro_flows mean test NLL <= Pyro's",
         "met": bool(mean["pyro_flows"] <= mean["pyro"]),
     }
-    return result, step_times
 
 
 def moons_table(mo: dict) -> list:
     """Markdown lines of a :func:`moons_nll` result: test NLL per seed and mean ± std, both libraries."""
     lines = ["| seed | Pyro test NLL | pyro_flows test NLL |", "|---|---|---|"]
     for r in mo["per_seed"]:
-        lines.append(f"| {r['seed']} | {r['pyro_test_nll']:.4f} | {r['pyro_flows_test_nll']:.4f} |")
+        lines.append(f"| {r['seed']} | {r['pyro']['test_nll_at_best_valid']:.4f} | "
+                     f"{r['pyro_flows']['test_nll_at_best_valid']:.4f} |")
     m, s = mo["test_nll_mean"], mo["test_nll_std"]
     lines.append(f"| mean ± std | {m['pyro']:.4f} ± {s['pyro']:.4f} | "
                  f"{m['pyro_flows']:.4f} ± {s['pyro_flows']:.4f} |")

@@ -66,6 +66,8 @@ class Affine:
         if scale not in SCALES:
             raise ValueError(f"unknown scale parametrization {scale!r}; expected one of {SCALES}")
         self.scale, self.bound = scale, bound
+        #: Whether all-zero parameters give exactly the identity (log-det 0): not for Glow's sigmoid scale.
+        self.zero_is_identity = scale != "sigmoid"
 
     def _shift_logscale(self, params):
         shift, raw = params
@@ -89,6 +91,8 @@ class Additive:
     """``y = x + t`` (volume preserving, NICE): one parameter per dimension."""
 
     num_params = 1
+    #: Zero parameters give exactly the identity.
+    zero_is_identity = True
 
     def forward(self, x: Tensor, params) -> tuple[Tensor, Tensor]:
         """Returns ``(y, 0)``."""

@@ -222,4 +222,4 @@ def test_default_networks_are_sized_to_the_input():
     assert pf.nn.default_hidden_dims(1) == (32, 32)
     assert pf.nn.default_hidden_dims(784) == (512, 512)
     assert pf.maf(2).parts[0].conditioner.hidden_dims == (32, 32)
-    assert pf.realnvp(64).parts[0].conditioner.net[0].out_features == 512
+    assert pf.realnvp(64).parts[0].conditioner.net.net[0].out_features == 512

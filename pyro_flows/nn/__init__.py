@@ -5,8 +5,8 @@ its last layer, so a freshly built flow is the identity map.
 """
 
 from .conv import ConvResNet
-from .dense import DenseConditioner, Hypernet, broadcast_context, default_hidden_dims
+from .dense import DenseConditioner, Hypernet, MaskedDense, broadcast_context, default_hidden_dims
 from .made import MADE, MaskedLinear, sequential_inverse
 
-__all__ = ["ConvResNet", "DenseConditioner", "Hypernet", "MADE", "MaskedLinear", "broadcast_context", "default_hidden_dims",
+__all__ = ["ConvResNet", "DenseConditioner", "Hypernet", "MADE", "MaskedDense", "MaskedLinear", "broadcast_context", "default_hidden_dims",
            "sequential_inverse"]

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..validation import optional_positive_int, positive_int, positive_ints
 
-__all__ = ["DenseConditioner", "Hypernet", "broadcast_context", "default_hidden_dims"]
+__all__ = ["DenseConditioner", "MaskedDense", "Hypernet", "broadcast_context", "default_hidden_dims"]
 
 
 def default_hidden_dims(input_dim: int) -> tuple:
@@ -86,6 +86,60 @@ class DenseConditioner(nn.Module):
         if len(self.param_dims) == 1:
             return (out,)
         return tuple(out.split(self.param_dims, dim=-1))
+
+
+class MaskedDense(nn.Module):
+    """A coupling conditioner for vectors that knows its mask: an MLP from the kept entries (``mask`` True) to
+    parameters for the transformed ones, returned full-size (zeros where the mask is True).
+
+    It gathers the kept entries (a slice when they form one block, as :func:`~pyro_flows.masks.halves` makes)
+    so the network is sized to them, not to the whole vector. The last layer starts at zero.
+
+    Args:
+        mask: 1-D bool tensor, True for the entries that condition the others.
+        num_params: parameters per transformed entry (2 for an affine map, 1 for an additive one).
+        hidden_dims: hidden widths of the MLP.
+        context_dim: size of a context vector appended to the network's input.
+
+    Example:
+        >>> net = MaskedDense(torch.tensor([True, False, False]), 2, hidden_dims=(8,))
+        >>> [p.shape for p in net(torch.randn(5, 3))]
+        [torch.Size([5, 3]), torch.Size([5, 3])]
+    """
+
+    def __init__(self, mask: torch.Tensor, num_params: int, *, hidden_dims: Sequence[int],
+                 context_dim: Optional[int] = None):
+        super().__init__()
+        mask = torch.as_tensor(mask)
+        if mask.dtype != torch.bool or mask.dim() != 1:
+            raise ValueError(f"MaskedDense expected a 1-D bool mask, got {tuple(mask.shape)} of dtype {mask.dtype}")
+        keep, change = mask.nonzero().flatten(), (~mask).nonzero().flatten()
+        self.register_buffer("keep", keep)
+        self.register_buffer("change", change)
+        self.register_buffer("merge", torch.argsort(torch.cat([keep, change])))
+        n = len(keep)
+        # block layouts (a leading or trailing run of kept entries) slice and concatenate instead of gathering
+        self._block = "first" if bool(mask[:n].all()) else "last" if bool(mask[len(mask) - n:].all()) else None
+        self.num_params = positive_int("num_params", num_params)
+        self.net = DenseConditioner(n, (len(change),) * num_params, hidden_dims=hidden_dims, context_dim=context_dim)
+
+    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
+        n = len(self.keep)
+        if self._block == "first":
+            kept = x[..., :n]
+        elif self._block == "last":
+            kept = x[..., x.shape[-1] - n:]
+        else:
+            kept = x.index_select(-1, self.keep)
+        return tuple(self._full(p) for p in self.net(kept, context))
+
+    def _full(self, p: torch.Tensor) -> torch.Tensor:
+        zeros = p.new_zeros(*p.shape[:-1], len(self.keep))
+        if self._block == "first":
+            return torch.cat([zeros, p], dim=-1)
+        if self._block == "last":
+            return torch.cat([p, zeros], dim=-1)
+        return torch.cat([zeros, p], dim=-1).index_select(-1, self.merge)
 
 
 class Hypernet(nn.Module):
