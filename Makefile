@@ -1,11 +1,12 @@
 # The two README commands: `make run` (install + main job) and `make test` (install + tests).
+# Checks for contributors: `make lint` (ruff) and `make typecheck` (mypy on the package).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install
+.PHONY: run test install lint typecheck
 install: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt setup.cfg
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
@@ -16,3 +17,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy pyro_flows

@@ -4,9 +4,9 @@ Every flow is a Pyro ``TransformModule``; put it in ``pyro.distributions.Transfo
 :func:`flow_distribution`) for density estimation by maximum likelihood or as a variational guide in SVI.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from . import data, masks, nn, ops, orderings, state, validation
+from . import data, loop, masks, nn, ops, orderings, protocols, state, validation
 from .base import FAST, Compose, Flow, FlowLike, Inverse
 from .distributions import ConditionalFlowDistribution, FlowDistribution, flow_distribution
 from .train import FitResult, History, TrainingDiverged, fit, nll
@@ -32,5 +32,5 @@ __all__ = [
     # training
     "fit", "nll", "FitResult", "History", "TrainingDiverged",
     # modules
-    "data", "masks", "nn", "ops", "orderings", "state", "validation",
+    "data", "loop", "masks", "nn", "ops", "orderings", "protocols", "state", "validation",
 ]

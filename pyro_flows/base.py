@@ -10,10 +10,10 @@ The contract
 * A :class:`Flow` subclass computes ``(y, log|det dy/dx|)`` in ``_forward_and_log_det(x, context)`` and,
   where it has one, ``(x, log|det dy/dx|)`` in ``_inverse_and_log_det(y, context)``. The log-det is always
   the one of the FORWARD map, summed over the event dims, with the batch shape of the input. The public
-  :meth:`FlowLike.forward_and_log_det` and :meth:`FlowLike.inverse_and_log_det` validate their arguments
-  and call these; everything torch needs (``__call__``, ``_call``, ``_inverse``, ``log_abs_det_jacobian``,
+  :meth:`~pyro_flows.FlowLike.forward_and_log_det` and :meth:`~pyro_flows.FlowLike.inverse_and_log_det` validate their
+  arguments and call these; everything torch needs (``__call__``, ``_call``, ``_inverse``, ``log_abs_det_jacobian``,
   ``inv``, ``with_cache``, ``sign``) is derived here.
-* Inputs are validated in one place (:meth:`FlowLike.check_args`): a floating tensor with the event shape
+* Inputs are validated in one place (:meth:`~pyro_flows.FlowLike.check_args`): a floating tensor with the event shape
   in the trailing dims and the dtype of the flow's parameters (no silent promotion: ``TypeError`` naming
   both dtypes); a context exactly when the flow is conditional (a context given to an unconditional flow
   is refused, never ignored), of width ``context_dim``, the same dtype, and a batch shape that broadcasts
@@ -25,7 +25,7 @@ The contract
   convolutions, which compute it).
 * A transform without an inverse raises ``NotImplementedError`` with a sentence saying why.
 * Conditioning without twin classes: a flow built with ``context_dim`` needs a context. Its
-  :meth:`~FlowLike.condition` returns a bound view, a ``TransformModule`` that shares the flow's parameters
+  :meth:`~pyro_flows.FlowLike.condition` returns a bound view, a ``TransformModule`` that shares the flow's parameters
   (a ``ComposeTransformModule`` for a :class:`Compose`), usable in
   ``pyro.distributions.ConditionalTransformedDistribution``. An unconditional flow's ``condition`` returns
   the flow itself.
@@ -156,6 +156,11 @@ class FlowLike:
 
     def _inverse_and_log_det(self, y: Tensor, context: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         raise NotImplementedError(f"{type(self).__name__} has no inverse.")
+
+    def condition(self, context: Tensor) -> "FlowLike":
+        """Binds ``context``: a transform (module) with this one's maths and parameters and the context bound;
+        an unconditional transform returns itself, and a bound view binds anew."""
+        raise NotImplementedError
 
     @property
     def bound_context(self) -> Optional[Tensor]:
@@ -313,7 +318,7 @@ class Flow(_Cached, TransformModule, ConditionalTransform):
         cache_size: 1 (default) keeps the (x, y, log-det) of every live output; 0 disables caching.
     """
 
-    #: The direction that costs one pass: one of :data:`FAST`.
+    #: The direction that costs one pass, one of :data:`FAST`.
     fast = "both"
     #: The sign of the Jacobian determinant.
     sign = 1

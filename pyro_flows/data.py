@@ -16,6 +16,9 @@ is isotropic (one scale for both coordinates), so the shapes are not distorted.
 
 The digits (:func:`digits`) are scikit-learn's bundled copy of the UCI optical
 digits (1797 images of 8x8 pixels with values 0..16), so nothing is downloaded.
+``moons``, ``circles`` and the digits need scikit-learn, an optional dependency
+(``pip install 'pyro_flows[datasets]'``); without it they raise an ``ImportError``
+saying so, and the other sets work.
 
 Example:
     >>> from pyro_flows import data
@@ -101,21 +104,29 @@ def _check_name(name: object, valid: tuple[str, ...]) -> str:
     return name
 
 
+def _sklearn_datasets():
+    """``sklearn.datasets``, imported on first use so that ``import pyro_flows`` does not need scikit-learn."""
+    try:
+        from sklearn import datasets
+    except ImportError as err:
+        raise ImportError(
+            "pyro_flows.data needs scikit-learn for the moons, circles and digits sets: "
+            "pip install 'pyro_flows[datasets]'"
+        ) from err
+    return datasets
+
+
 # --------------------------------------------------------------------------- toy 2-D
 
 
 def _moons(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
-    from sklearn.datasets import make_moons
-
     state = np.random.RandomState(rng.integers(2**31))
-    return make_moons(n_samples=n, noise=noise, random_state=state)[0]
+    return _sklearn_datasets().make_moons(n_samples=n, noise=noise, random_state=state)[0]
 
 
 def _circles(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
-    from sklearn.datasets import make_circles
-
     state = np.random.RandomState(rng.integers(2**31))
-    return make_circles(n_samples=n, noise=noise, factor=0.5, random_state=state)[0]
+    return _sklearn_datasets().make_circles(n_samples=n, noise=noise, factor=0.5, random_state=state)[0]
 
 
 def _eight_gaussians(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
@@ -258,9 +269,7 @@ def digits(*, seed: int = 0) -> Split:
         (True, True)
     """
     seed = _check_int("seed", seed, minimum=0)
-    from sklearn.datasets import load_digits
-
-    pixels = load_digits().data  # (1797, 64), float64, values 0..16
+    pixels = _sklearn_datasets().load_digits().data  # (1797, 64), float64, values 0..16
     rng = np.random.default_rng(seed)
     pixels = pixels[rng.permutation(len(pixels))]
     x = (pixels + rng.uniform(size=pixels.shape)) / DIGITS_LEVELS
@@ -365,12 +374,27 @@ def dequantize(pixels: torch.Tensor, *, levels: int = 256, generator: torch.Gene
 
 
 def data_dir() -> Path:
-    """Where :func:`mnist` looks for ``mnist.npz``: ``$PYRO_FLOWS_DATA`` if set, else ``../shared/data``
-    next to the repository (the project's offline data folder)."""
+    """Where :func:`mnist` looks for ``mnist.npz``.
+
+    ``$PYRO_FLOWS_DATA`` if set. Otherwise ``../shared/data`` relative to the current working directory
+    (the project's offline data folder, beside a checkout run from its root); from a subfolder of the
+    checkout (``tutorials/``, ``bench/``) the nearest ``../shared/data`` of a parent folder is used. The
+    default never depends on where the package is installed: for an installed package, set
+    ``PYRO_FLOWS_DATA`` or pass a path to :func:`mnist`.
+
+    Returns:
+        An absolute path; when no candidate exists, ``../shared/data`` of the working directory (so an
+        error message names it).
+    """
     env = os.environ.get("PYRO_FLOWS_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    cwd = Path.cwd()
+    for folder in (cwd, *cwd.parents):
+        candidate = folder.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return cwd.parent / "shared" / "data"
 
 
 def mnist(path: str | os.PathLike | None = None) -> Split:
@@ -394,7 +418,7 @@ def mnist(path: str | os.PathLike | None = None) -> Split:
     if not path.is_file():
         raise FileNotFoundError(
             f"MNIST not found at {path}; set PYRO_FLOWS_DATA to the folder holding mnist.npz "
-            "(the project's copy is in ../shared/data)"
+            "(default: ../shared/data of the working directory or of a parent folder)"
         )
     with np.load(path) as f:
         parts = [torch.from_numpy(f[k]).reshape(-1, *MNIST_SHAPE) for k in ("x_train", "x_valid", "x_test")]

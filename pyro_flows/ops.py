@@ -66,7 +66,7 @@ class Affine:
         if scale not in SCALES:
             raise ValueError(f"unknown scale parametrization {scale!r}; expected one of {SCALES}")
         self.scale, self.bound = scale, bound
-        #: Whether all-zero parameters give exactly the identity (log-det 0): not for Glow's sigmoid scale.
+        #: Whether all-zero parameters give exactly the identity (log-det 0); not for Glow's sigmoid scale.
         self.zero_is_identity = scale != "sigmoid"
 
     def _shift_logscale(self, params):

@@ -3,7 +3,8 @@
 The helpers draw on ``matplotlib.figure.Figure`` objects and save them with the Agg
 renderer; they never touch ``matplotlib.pyplot``, so they change no global backend
 or state, open no window, and nothing needs closing (a figure is freed with its
-last reference).
+last reference). matplotlib is an optional dependency, ``pip install 'pyro_flows[plots]'``;
+without it this module still imports and each helper raises an ``ImportError`` saying so.
 
 Example:
     >>> import tempfile, pathlib, torch
@@ -18,17 +19,29 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
-from matplotlib.figure import Figure
 
-from .train import History, _eval_mode, _modules, _parameters
+from .loop import History, eval_mode
+from .train import _modules, _parameters
 from .validation import optional_positive_int
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_density_2d", "plot_digits", "plot_images", "plot_history"]
 
 _DPI = 100
+
+
+def _figure(**kwargs) -> Figure:
+    """A new ``matplotlib.figure.Figure``; matplotlib is imported here, so ``import pyro_flows`` does not need it."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError("pyro_flows.plots needs matplotlib: pip install 'pyro_flows[plots]'") from err
+    return Figure(**kwargs)
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -118,11 +131,11 @@ def plot_density_2d(
     like = params[0] if params else data
     count = min(len(data), 20_000) if num_samples is None else num_samples
     xlim, ylim = _bounds(data)
-    with torch.no_grad(), _eval_mode(modules):
+    with torch.no_grad(), eval_mode(modules):
         density = _density_grid(distribution, xlim, ylim, grid_size, like)
         samples = distribution.sample((count,)).cpu()
     aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
-    fig = Figure(figsize=(12, 3.6 * min(max(aspect, 0.3), 3.0) + 0.9), layout="constrained")
+    fig = _figure(figsize=(12, 3.6 * min(max(aspect, 0.3), 3.0) + 0.9), layout="constrained")
     axes = fig.subplots(1, 3)
     extent = (*xlim, *ylim)
     hist = dict(bins=bins, range=(xlim, ylim), cmap="viridis")
@@ -219,7 +232,7 @@ def plot_images(
     optional_positive_int("ncols", ncols)
     grid = _image_grid(images, ncols)
     size = 0.6 * ncols * max(1.0, w / 16)
-    fig = Figure(figsize=(size, size * grid.shape[0] / grid.shape[1] + (0.4 if title else 0)))
+    fig = _figure(figsize=(size, size * grid.shape[0] / grid.shape[1] + (0.4 if title else 0)))
     ax = fig.subplots()
     ax.imshow(grid.numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
@@ -277,7 +290,7 @@ def plot_history(history, path: str | Path, *, title: str | None = None) -> Path
         True
     """
     steps, train, valid = _history_lists(history)
-    fig = Figure(figsize=(6, 4))
+    fig = _figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.plot(steps, train, label="train (minibatch mean)")
     points = [(s, v) for s, v in zip(steps, valid) if v is not None]

@@ -20,11 +20,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import math
-import time
-from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -34,76 +30,10 @@ from torch.distributions.transforms import _InverseTransform
 
 from .base import FlowLike
 from .distributions import FlowDistribution
+from .loop import FitResult, History, LoopOptions, TrainingDiverged, eval_mode, run_loop
 from .validation import nonnegative_int, positive_int as _check_positive_int
 
 __all__ = ["History", "FitResult", "TrainingDiverged", "fit", "nll"]
-
-
-@dataclass
-class History:
-    """Learning curve of :func:`fit`: one entry per evaluation.
-
-    Attributes:
-        step: Optimizer steps done at the evaluation.
-        train_nll: Mean training-minibatch NLL (nats) over the steps since the
-            previous evaluation, in training mode.
-        valid_nll: Validation NLL (nats) in evaluation mode, or ``None`` without
-            validation data.
-    """
-
-    step: list[int] = field(default_factory=list)
-    train_nll: list[float] = field(default_factory=list)
-    valid_nll: list[float | None] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, list]:
-        """The three lists in a JSON-serializable dict."""
-        return asdict(self)
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` returns.
-
-    Attributes:
-        history: The learning curve.
-        best_valid: Lowest validation NLL (nats), or ``None`` without validation data.
-        best_step: Step whose parameters were kept: the best validation step, or the
-            last step without validation data.
-        steps_run: Optimizer steps done.
-        wall_time: Seconds spent in :func:`fit`.
-        stopped_early: Whether early stopping or ``max_seconds`` ended training before ``steps``.
-    """
-
-    history: History
-    best_valid: float | None
-    best_step: int
-    steps_run: int
-    wall_time: float
-    stopped_early: bool
-
-    def as_dict(self) -> dict:
-        """All fields in a JSON-serializable dict."""
-        return asdict(self)
-
-
-class TrainingDiverged(FloatingPointError):
-    """Raised by :func:`fit` when a loss becomes NaN or infinite.
-
-    The best parameters found before are restored when it is raised.
-
-    Attributes:
-        step: Optimizer step at which the non-finite loss appeared.
-        last_finite_loss: The last finite training loss, or ``None`` if there was none.
-        history: The learning curve up to the failure.
-    """
-
-    def __init__(
-        self, message: str, *, step: int, last_finite_loss: float | None, history: History
-    ) -> None:
-        super().__init__(message)
-        self.step = step
-        self.last_finite_loss = last_finite_loss
-        self.history = history
 
 
 # --------------------------------------------------------------------------- helpers
@@ -240,32 +170,6 @@ def _check_dtype(name: str, data: torch.Tensor, params: list[torch.nn.Parameter]
         )
 
 
-@contextlib.contextmanager
-def _eval_mode(modules: list[torch.nn.Module]) -> Iterator[None]:
-    """Puts ``modules`` in eval mode and restores their previous modes afterwards."""
-    modes = [(m, m.training) for module in modules for m in module.modules()]
-    for module in modules:
-        module.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
-def _snapshot(modules: list[torch.nn.Module]) -> list[dict[str, torch.Tensor]]:
-    return [
-        {key: value.detach().clone() for key, value in module.state_dict().items()}
-        for module in modules
-    ]
-
-
-def _restore(modules: list[torch.nn.Module], states: list[dict[str, torch.Tensor]]) -> None:
-    with torch.no_grad():
-        for module, state in zip(modules, states):
-            module.load_state_dict(state)
-
-
 def _batch_nll(distribution: TransformedDistribution, batch: torch.Tensor) -> torch.Tensor:
     return -distribution.log_prob(batch).mean()
 
@@ -326,7 +230,7 @@ def nll(
 
 def _nll(rows: _Rows, modules, data: torch.Tensor, batch_size: int, device) -> float:
     total = torch.zeros((), dtype=torch.float64, device=device)
-    with torch.no_grad(), _eval_mode(modules):
+    with torch.no_grad(), eval_mode(modules):
         for index in torch.arange(len(data)).split(batch_size):
             d = rows.bind(index, device)
             total += -d.log_prob(data[index].to(device)).sum().to(torch.float64)
@@ -425,11 +329,48 @@ def fit(
         >>> result.history.step, result.best_valid, result.steps_run
         ([10, 20], None, 20)
     """
-    start = time.perf_counter()
+    options = LoopOptions(steps=steps, eval_every=eval_every, patience=patience, max_seconds=max_seconds,
+                          progress=progress)
     modules = _modules(distribution)
     params = _parameters(modules)
     if not params:
         raise ValueError("the distribution's transforms have no trainable parameters")
+    train, valid = _checked_fit_data(distribution, train, valid, params, preprocess, seed)
+    batch_size = min(_check_positive_int("batch_size", batch_size), len(train))
+    eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
+    _check_options(lr=lr, weight_decay=weight_decay, clip_grad=clip_grad, seed=seed)
+    train_rows = _Rows(distribution, context, len(train), "train")
+    valid_rows = _valid_rows(distribution, valid, context, valid_context, train_rows)
+
+    device = _device(params, train)
+    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    batches = _minibatches(len(train), batch_size, seed=seed)
+
+    def step(k: int) -> float:
+        index = next(batches)
+        batch = train[index.to(train.device)].to(device)
+        if preprocess is not None:
+            batch = _preprocessed(preprocess, batch, seed, k)
+        optimizer.zero_grad(set_to_none=True)
+        loss = _batch_nll(train_rows.bind(index, device), batch)
+        value = loss.item()
+        if math.isfinite(value):  # never step on a non-finite loss: the loop restores and raises
+            loss.backward()
+            if clip_grad is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
+            optimizer.step()
+        return value
+
+    def evaluate() -> float:
+        return _nll(valid_rows, modules, valid, eval_batch_size, device)
+
+    hint = f"try a lower learning rate (lr={lr:g}) or set clip_grad"
+    return run_loop(step, evaluate if valid is not None else None, modules, options, hint=hint,
+                    valid_label="validation NLL")
+
+
+def _checked_fit_data(distribution, train, valid, params, preprocess, seed):
+    """``train`` and ``valid`` checked (shape, dtype, finite rows); with ``preprocess``, its output on two rows."""
     if preprocess is None:
         train = _check_data("train", train, distribution)
         _check_dtype("train", train, params)
@@ -445,72 +386,18 @@ def fit(
     if valid is not None:
         valid = _check_data("valid", valid, distribution)
         _check_dtype("valid", valid, params)
-    train_rows = _Rows(distribution, context, len(train), "train")
-    valid_rows = None
-    if valid is not None:
-        if train_rows.context is not None and valid_context is None and context is None:
-            raise ValueError(
-                "valid needs valid_context: the distribution's context has one row per training row"
-            )
-        valid_rows = _Rows(distribution, valid_context if valid_context is not None else
-                           (context if train_rows.context is None else None), len(valid), "valid")
-    elif valid_context is not None:
-        raise ValueError("valid_context was given without valid data")
-    if steps is None:
-        if max_seconds is None:
-            raise ValueError("steps=None (train until the time budget) needs max_seconds")
-        steps = math.inf
-    else:
-        steps = _check_positive_int("steps", steps)
-    batch_size = min(_check_positive_int("batch_size", batch_size), len(train))
-    eval_every = _check_positive_int("eval_every", eval_every)
-    eval_batch_size = _check_positive_int("eval_batch_size", eval_batch_size)
-    if patience is not None:
-        patience = _check_positive_int("patience", patience)
-    _check_options(lr=lr, weight_decay=weight_decay, clip_grad=clip_grad, seed=seed)
-    if max_seconds is not None and (
-        isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0
-    ):
-        raise ValueError(f"max_seconds must be a positive number or None, got {max_seconds!r}")
+    return train, valid
 
-    from tqdm import tqdm  # the text bar: tqdm.auto needs ipywidgets in notebooks
 
-    device = _device(params, train)
-    loop = _Loop(modules, params, valid, valid_rows, eval_batch_size, device)
-    optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    batches = _minibatches(len(train), batch_size, seed=seed)
-    stopped_early = False
-    with tqdm(total=None if steps == math.inf else steps, disable=not progress, desc="fit",
-              dynamic_ncols=True) as bar:
-        try:
-            for step in itertools.count(1):
-                if step > steps:
-                    break
-                index = next(batches)
-                batch = train[index.to(train.device)].to(device)
-                if preprocess is not None:
-                    batch = _preprocessed(preprocess, batch, seed, step)
-                loop.train_step(step, train_rows.bind(index, device), batch, optimizer, clip_grad, lr)
-                bar.update()
-                out_of_time = max_seconds is not None and time.perf_counter() - start > max_seconds
-                if step % eval_every == 0 or step == steps or out_of_time:
-                    train_nll, valid_nll = loop.evaluate(step, lr)
-                    bar.set_postfix_str(_postfix(train_nll, valid_nll, loop.best_valid))
-                    if out_of_time or (patience is not None and loop.evaluations_since_best >= patience):
-                        stopped_early = step < steps
-                        break
-        except KeyboardInterrupt:
-            loop.finish()
-            raise
-    loop.finish()
-    return FitResult(
-        history=loop.history,
-        best_valid=loop.best_valid if valid is not None else None,
-        best_step=loop.best_step,
-        steps_run=loop.step,
-        wall_time=time.perf_counter() - start,
-        stopped_early=stopped_early,
-    )
+def _valid_rows(distribution, valid, context, valid_context, train_rows: "_Rows"):
+    if valid is None:
+        if valid_context is not None:
+            raise ValueError("valid_context was given without valid data")
+        return None
+    if train_rows.context is not None and valid_context is None and context is None:
+        raise ValueError("valid needs valid_context: the distribution's context has one row per training row")
+    shared = context if train_rows.context is None else None
+    return _Rows(distribution, valid_context if valid_context is not None else shared, len(valid), "valid")
 
 
 def _check_options(
@@ -557,109 +444,3 @@ def _preprocessed(preprocess, batch: torch.Tensor, seed: int | None, step: int) 
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(hash((seed, step)) % 2**63)
         return preprocess(batch)
-
-
-def _postfix(train_nll: float, valid_nll: float | None, best: float) -> str:
-    text = f"train {train_nll:.4g}"
-    if valid_nll is not None:
-        text += f" valid {valid_nll:.4g} best {best:.4g}"
-    return text
-
-
-class _Loop:
-    """State of one :func:`fit` run: history, best parameters and divergence checks."""
-
-    def __init__(self, modules, params, valid, valid_rows, eval_batch_size, device) -> None:
-        self.modules = modules
-        self.params = params
-        self.valid, self.valid_rows = valid, valid_rows
-        self.eval_batch_size = eval_batch_size
-        self.device = device
-        self.history = History()
-        self.step = 0
-        self.window: list[float] = []
-        self.last_finite_loss: float | None = None
-        self.best_valid = math.inf
-        self.best_step = 0
-        self.best_state = _snapshot(modules)
-        self.evaluations_since_best = 0
-
-    def train_step(self, step, distribution, batch, optimizer, clip_grad, lr) -> None:
-        for module in self.modules:
-            module.train()
-        optimizer.zero_grad(set_to_none=True)
-        try:
-            loss = _batch_nll(distribution, batch)
-        except ValueError as error:
-            if step == 1:  # the same computation has never worked: a real input error
-                raise
-            self.diverge(step, "training loss", error, lr)
-        value = loss.item()
-        if not math.isfinite(value):
-            self.diverge(step, "training loss", value, lr)
-        loss.backward()
-        if clip_grad is not None:
-            torch.nn.utils.clip_grad_norm_(self.params, clip_grad)
-        optimizer.step()
-        self.step = step
-        self.last_finite_loss = value
-        self.window.append(value)
-
-    def evaluate(self, step: int, lr: float) -> tuple[float, float | None]:
-        train_nll = sum(self.window) / len(self.window)
-        self.window = []
-        valid_nll = None
-        if self.valid is not None:
-            try:
-                valid_nll = _nll(self.valid_rows, self.modules, self.valid, self.eval_batch_size, self.device)
-            except ValueError as error:  # the data were checked: the parameters broke it
-                self.diverge(step, "validation NLL", error, lr)
-            if not math.isfinite(valid_nll):
-                self.diverge(step, "validation NLL", valid_nll, lr)
-        self.history.step.append(step)
-        self.history.train_nll.append(train_nll)
-        self.history.valid_nll.append(valid_nll)
-        if valid_nll is None or valid_nll < self.best_valid:
-            self.best_valid = math.inf if valid_nll is None else valid_nll
-            self.best_step = step
-            self.best_state = _snapshot(self.modules)
-            self.evaluations_since_best = 0
-        else:
-            self.evaluations_since_best += 1
-        return train_nll, valid_nll
-
-    def finish(self) -> None:
-        """Restores the best parameters, or keeps the last ones without validation data."""
-        if self.valid is not None:
-            _restore(self.modules, self.best_state)
-        else:
-            self.best_step = self.step
-        for module in self.modules:
-            module.eval()
-
-    def diverge(self, step: int, what: str, value: float | ValueError, lr: float) -> None:
-        """Restores the best parameters and raises :class:`TrainingDiverged`.
-
-        ``value`` is the non-finite loss, or the ``ValueError`` that computing it raised
-        once parameters went non-finite (e.g. a base distribution that validates its
-        argument rejecting NaN), chained as the cause.
-        """
-        _restore(self.modules, self.best_state)
-        for module in self.modules:
-            module.eval()
-        if isinstance(value, ValueError):
-            cause = " ".join(str(value).split())
-            cause = cause if len(cause) <= 120 else cause[:117] + "..."
-            state = f"could not be computed (ValueError: {cause})"
-        else:
-            state = f"is {value}"
-        where = "the initial parameters" if self.best_step == 0 else f"step {self.best_step}"
-        last = "none" if self.last_finite_loss is None else f"{self.last_finite_loss:.6g}"
-        raise TrainingDiverged(
-            f"training diverged at step {step}: the {what} {state}; last finite "
-            f"training loss: {last}; the best parameters so far (from {where}) were "
-            f"restored; try a lower learning rate (lr={lr:g}) or set clip_grad",
-            step=step,
-            last_finite_loss=self.last_finite_loss,
-            history=self.history,
-        ) from (value if isinstance(value, ValueError) else None)

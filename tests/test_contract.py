@@ -20,7 +20,8 @@ IDS = sorted(CASES)
 
 
 @pytest.fixture(params=IDS)
-def case(request) -> Case:
+def case(request, contract_defaults) -> Case:
+    """A fresh case, built in ``--dtype`` on ``--device`` (float32 on the CPU by default)."""
     return CASES[request.param]()
 
 
@@ -322,9 +323,9 @@ def test_integer_input_is_a_clear_error(case):
 def test_other_dtype_is_a_clear_error(case):
     bound = bind(case.transform, case.context)
     if bound.dtype is None:
-        assert bound(case.x.double()).dtype == torch.float64  # no floating state: any float dtype works
+        assert bound(case.x.half()).dtype == torch.float16  # no floating state: any float dtype works
         return
-    for dtype in (torch.float64, torch.float16):
+    for dtype in {torch.float64, torch.float32, torch.float16} - {bound.dtype}:
         with pytest.raises(TypeError, match="dtype"):
             bound(case.x.to(dtype))
         with pytest.raises(TypeError, match="dtype"):
@@ -349,5 +350,6 @@ def test_context_errors(case):
         t.condition(torch.randn(BATCH_BAD, case.context.shape[-1] + 1))(case.x)
     with pytest.raises(ValueError, match="broadcasts"):
         t.condition(torch.randn(BATCH + 1, case.context.shape[-1]))(case.x)
+    other = torch.float32 if case.context.dtype == torch.float64 else torch.float64
     with pytest.raises(TypeError, match="dtype"):
-        t.condition(case.context.double())(case.x)
+        t.condition(case.context.to(other))(case.x)

@@ -169,7 +169,9 @@ def test_fast_slow_direction_equals_the_recursion(layer, kw):
         torch.testing.assert_close(u_fast, u_rec, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(ld_fast, ld_rec, atol=1e-5, rtol=1e-5)
         randomize()  # the cached plan must follow parameter updates
-        u_rec2, _ = flow._v_to_u_recursive(v, ctx)
+        flow.inversion = "recursive"
+        u_rec2, _ = slow(v, ctx)
+        flow.inversion = "auto"
         torch.testing.assert_close(slow(v, ctx)[0], u_rec2, atol=1e-5, rtol=1e-5)
 
 
@@ -191,3 +193,26 @@ def test_every_output_of_a_conditional_made_depends_on_the_context(kw):
             made.resample()
         else:
             break
+
+
+def test_the_slow_direction_strategy_is_a_public_switch():
+    torch.manual_seed(0)
+    layer = pf.MAF(D, (16,), ordering="random")
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    v = torch.randn(4, D)
+    results = {}
+    for mode in ("auto", "sequential", "recursive"):
+        layer.inversion = mode
+        with torch.no_grad():
+            results[mode] = layer(v.clone())
+    torch.testing.assert_close(results["sequential"], results["recursive"], atol=1e-5, rtol=1e-5)
+    layer.inversion = "sequential"
+    with pytest.raises(ValueError, match="no gradients"):
+        layer(v.clone())  # the parameters want gradients
+    with pytest.raises(ValueError, match="inversion must be one of"):
+        layer.inversion = "fast"
+    residual = pf.MAF(D, (8, 8), residual=True, inversion="sequential")
+    with torch.no_grad(), pytest.raises(ValueError, match="needs a conditioner with invert"):
+        residual(v.clone())

@@ -27,13 +27,15 @@ data $x$; `log_prob` runs data $\to$ base, sampling runs base $\to$ data):
 | **IAF** (Kingma et al. 2016), `pf.IAF`, `pf.iaf` | base $z$ | data $x$ | sequential | **one pass**, and `log_prob` of its own samples for free | variational guides (SVI), fast samplers |
 
 Both are exact in both directions; `pf.MAF` and `pf.IAF` are the same class, `pf.AffineAutoregressive`, with
-`fast="inverse"` or `fast="forward"`. The slow direction has two exact algorithms in `pyro_flows`:
+`fast="inverse"` or `fast="forward"`. The slow direction has two exact algorithms in `pyro_flows`, chosen by the
+layer's public switch `layer.inversion` (`"auto"` by default, `"recursive"` or `"sequential"`):
 
-* the **D-pass recursion** (`AffineAutoregressive._v_to_u_recursive`): run the whole MADE, fix the dimensions of the
+* the **D-pass recursion** (`inversion="recursive"`): run the whole MADE, fix the dimensions of the
   next degree, run it again: $D$ full network passes. This is what Pyro's own `AffineAutoregressive` does. It keeps
   the autograd graph, so `pyro_flows` uses it when gradients are needed (`rsample()` of a MAF, `log_prob` of an IAF
   during training);
-* **`pyro_flows.nn.sequential_inverse`**: every hidden unit of a MADE has a degree (the last input it sees), so it can
+* **`pyro_flows.nn.sequential_inverse`** (`inversion="sequential"`, the MADE's own `invert`): every hidden unit of a
+  MADE has a degree (the last input it sees), so it can
   be computed as soon as the inputs up to that degree are known, *once*. That is about one network pass of arithmetic
   plus $D$ small steps. `pyro_flows` uses it whenever no gradient is needed (`sample()`, evaluation under `no_grad`).
 
@@ -171,11 +173,12 @@ display(Image(filename=str(plots.plot_density_2d(
 ## 3. Sampling a MAF: naive vs fast slow direction
 
 A MAF of 5 layers with MADEs of fixed width $2 \times 256$, for $D$ from 8 to 128, batches of 256 points, one thread.
-Sampling runs each layer's slow side $v \to u$ (base $\to$ data). Two ways, called on the layers directly:
+Sampling runs each layer's slow side $v \to u$ (base $\to$ data: a MAF's forward map). Two ways, chosen by the
+layer's `inversion` switch:
 
-* naive: `layer._v_to_u_recursive(v, None)`, the $D$-pass recursion;
-* fast: `layer._v_to_u(v, None)` under `no_grad`, which dispatches to `pyro_flows.nn.sequential_inverse`; this is what
-  `d.sample()` runs.
+* naive: `layer.inversion = "recursive"`, the $D$-pass recursion;
+* fast: `layer.inversion = "sequential"` (under `no_grad`), which runs `pyro_flows.nn.sequential_inverse`; this is
+  what `d.sample()` runs with the default `"auto"`.
 
 Both return `(u, log_det)`. We check that they agree, and time both against `log_prob` (the fast direction, one pass
 per layer). Each time is the median CPU time of several calls; every call gets a fresh tensor (`.clone()`), because a
@@ -202,8 +205,13 @@ def sample_through(flow, z, slow_side):  # base -> data through every MAF layer'
         log_det = log_det + ld
     return x, log_det
 
-naive = lambda layer, v: layer._v_to_u_recursive(v, None)
-fast = lambda layer, v: layer._v_to_u(v, None)
+def slow_side(inversion):
+    def run(layer, v):
+        layer.inversion = inversion
+        return layer.forward_and_log_det(v)  # a MAF layer's forward map is its slow side
+    return run
+
+naive, fast = slow_side("recursive"), slow_side("sequential")
 
 timings = {"naive sample": [], "fast sample": [], "log_prob": []}
 for D in DIMS:

@@ -68,8 +68,8 @@ class MADE(nn.Module):
             units of degree 0 (they see the context and no input), so every output, the first variable's
             too, depends on the context.
         ordering: ``"natural"``, ``"reversed"``, ``"random"`` or a permutation (see
-            :func:`pyro_flows.masks.input_degrees`).
-        hidden_degrees: ``"spread"`` or ``"random"`` (see :func:`pyro_flows.masks.hidden_degrees`).
+            ``pyro_flows.masks.input_degrees``).
+        hidden_degrees: ``"spread"`` or ``"random"`` (see ``pyro_flows.masks.hidden_degrees``).
         residual: residual blocks ``h + W2 act(W1 act(h))`` between equal-width hidden layers.
         activation: the nonlinearity's class.
         seed: seeds the random orderings/degrees (and later :meth:`resample` calls).
@@ -162,6 +162,15 @@ class MADE(nn.Module):
             below = (layer.mask * below[None, :]).amax(dim=1)
             out.append(below)
         return out
+
+    @property
+    def can_invert(self) -> bool:
+        """Whether :meth:`invert` works (not for residual MADEs)."""
+        return not self.residual
+
+    def invert(self, solve, batch_shape, context=None, *, like: torch.Tensor):
+        """This MADE's fast sequential inversion: :func:`sequential_inverse` (see there)."""
+        return sequential_inverse(self, solve, batch_shape, context, like=like)
 
     def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
         h = self.layers[0](x)

@@ -8,8 +8,9 @@ from typing import Optional, Sequence
 import torch
 
 from ..base import Flow
-from ..nn import MADE, default_hidden_dims, sequential_inverse
+from ..nn import MADE, default_hidden_dims
 from ..ops import Affine
+from ..protocols import AutoregressiveConditioner
 
 __all__ = ["AffineAutoregressive", "MAF", "IAF"]
 
@@ -27,13 +28,16 @@ class AffineAutoregressive(Flow):
         hidden_dims: hidden widths of the MADE (default :func:`~pyro_flows.nn.default_hidden_dims`).
         fast: ``"forward"`` (IAF: the forward map is the fast one) or ``"inverse"`` (MAF).
         context_dim: size of a context vector given to the MADE.
-        ordering: the MADE's input ordering (see :func:`pyro_flows.masks.input_degrees`); default
+        ordering: the MADE's input ordering (see ``pyro_flows.masks.input_degrees``); default
             ``"random"``, drawn from torch's global generator (or ``seed``) for each layer as Pyro's
             ``AutoRegressiveNN`` does, so ``[IAF(D) for _ in range(n)]`` stacks layers of different orderings.
             The factories :func:`~pyro_flows.maf` and :func:`~pyro_flows.iaf` alternate natural and reversed.
         scale: the scale parametrization (see :func:`pyro_flows.ops.log_scale`).
         conditioner: a MADE-like module to use instead (``forward(u, context) -> (t, s)``, with a
-            ``degrees`` buffer).
+            ``degrees`` buffer; optionally ``invert(solve, batch_shape, context, like=...)`` and
+            ``can_invert``, its own fast sequential inversion).
+        inversion: how the slow side is computed: ``"auto"``, ``"sequential"`` or ``"recursive"`` (see
+            :attr:`inversion`); settable later.
         **made_kwargs: further MADE options (``hidden_degrees``, ``residual``, ``seed``).
     """
 
@@ -46,7 +50,8 @@ class AffineAutoregressive(Flow):
         context_dim: Optional[int] = None,
         ordering="random",
         scale: str = "softclamp",
-        conditioner=None,
+        conditioner: Optional[AutoregressiveConditioner] = None,
+        inversion: str = "auto",
         **made_kwargs,
     ):
         super().__init__(event_shape=(input_dim,), context_dim=context_dim)
@@ -54,6 +59,7 @@ class AffineAutoregressive(Flow):
             raise ValueError(f"fast must be 'forward' (IAF) or 'inverse' (MAF), got {fast!r}")
         self.fast = fast
         self.op = Affine(scale)
+        self.inversion = inversion
         if input_dim == 1 and context_dim is None and conditioner is None:
             warnings.warn(
                 "an unconditional 1-D autoregressive layer is a learned affine map (its first and only variable has "
@@ -67,31 +73,64 @@ class AffineAutoregressive(Flow):
             input_dim, hidden_dims, num_params=2, context_dim=context_dim, ordering=ordering, **made_kwargs
         )
 
+    #: How the slow side is computed; see :attr:`inversion`.
+    INVERSIONS = ("auto", "sequential", "recursive")
+
+    @property
+    def inversion(self) -> str:
+        """The strategy of the slow (sequential) side, a public switch:
+
+        * ``"recursive"``: ``D`` passes of the whole network, step k fixing the inputs of degree k; keeps the
+          autograd graph (exact gradients). Works with any conditioner that has ``degrees``.
+        * ``"sequential"``: the conditioner's own one-step-at-a-time inversion (``conditioner.invert``; a MADE
+          computes each hidden unit once, :func:`pyro_flows.nn.sequential_inverse`), about one network pass
+          of arithmetic; no gradients, so it raises when they are needed.
+        * ``"auto"`` (default): ``"sequential"`` when no gradient is needed and the conditioner can, else
+          ``"recursive"``.
+        """
+        return self._inversion
+
+    @inversion.setter
+    def inversion(self, value: str) -> None:
+        if value not in self.INVERSIONS:
+            raise ValueError(f"inversion must be one of {self.INVERSIONS}, got {value!r}")
+        self._inversion = value
+
     # The two sides of the map, in terms of u (the network's input) and v.
     def _u_to_v(self, u, context):
         v, ld = self.op.forward(u, self.conditioner(u, context))
         return v, ld.sum(-1)
 
     def _v_to_u(self, v, context):
-        """The slow side. Without gradients, a MADE conditioner runs :func:`pyro_flows.nn.sequential_inverse`
-        (each hidden unit computed once); otherwise the D-pass recursion below keeps the whole graph."""
-        if self._graph_free(v, context):
-            batch = v.shape[:-1] if context is None else torch.broadcast_shapes(v.shape[:-1], context.shape[:-1])
-            vt = v.expand(*batch, v.shape[-1]).reshape(-1, v.shape[-1]).T.contiguous()
+        """The slow side, by :attr:`inversion`."""
+        mode = self.inversion
+        if mode == "auto":
+            mode = "sequential" if self._can_invert() and not self._needs_grad(v, context) else "recursive"
+        elif mode == "sequential":
+            if not self._can_invert():
+                raise ValueError(f"inversion='sequential' needs a conditioner with invert() (and can_invert); "
+                                 f"{type(self.conditioner).__name__} has none here: use 'recursive'")
+            if self._needs_grad(v, context):
+                raise ValueError("inversion='sequential' computes no gradients; use 'recursive' or 'auto' "
+                                 "(or torch.no_grad()) where gradients are needed")
+        if mode == "recursive":
+            return self._v_to_u_recursive(v, context)
+        batch = v.shape[:-1] if context is None else torch.broadcast_shapes(v.shape[:-1], context.shape[:-1])
+        vt = v.expand(*batch, v.shape[-1]).reshape(-1, v.shape[-1]).T.contiguous()
 
-            def solve(dim, params):
-                return self.op.inverse(vt[dim], params)
+        def solve(dim, params):
+            return self.op.inverse(vt[dim], params)
 
-            return sequential_inverse(self.conditioner, solve, batch, context, like=v)
-        return self._v_to_u_recursive(v, context)
+        return self.conditioner.invert(solve, batch, context, like=v)
 
-    def _graph_free(self, v, context) -> bool:
-        if not isinstance(self.conditioner, MADE) or self.conditioner.residual:
-            return False
+    def _can_invert(self) -> bool:
+        return bool(getattr(self.conditioner, "can_invert", False))
+
+    def _needs_grad(self, v, context) -> bool:
         if not torch.is_grad_enabled():
-            return True
+            return False
         tensors = [v] + ([context] if context is not None else []) + list(self.parameters())
-        return not any(t.requires_grad for t in tensors)
+        return any(t.requires_grad for t in tensors)
 
     def _v_to_u_recursive(self, v, context):
         """Sequential inversion: step k fixes the inputs of degree k, whose parameters depend on degrees < k.

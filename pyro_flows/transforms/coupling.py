@@ -11,6 +11,7 @@ from .. import masks
 from ..base import Flow, as_event_shape, sum_rightmost
 from ..nn import ConvResNet, MaskedDense, default_hidden_dims
 from ..ops import Additive, Affine
+from ..protocols import Conditioner, ElementwiseOp
 
 __all__ = ["Coupling", "AffineCoupling", "AdditiveCoupling", "coupling_conditioner"]
 
@@ -66,8 +67,8 @@ class Coupling(Flow):
             (:func:`~pyro_flows.masks.checkerboard`; :func:`~pyro_flows.masks.channels` gives the channel mask).
         op: the elementwise map, :class:`~pyro_flows.ops.Affine` or :class:`~pyro_flows.ops.Additive`.
         conditioner: a module ``(mask * x, context) -> tuple of op.num_params tensors shaped like x``; default
-            :func:`coupling_conditioner`, sized by ``hidden_dims`` (vectors) or ``hidden_channels`` and
-            ``num_blocks`` (images).
+            :func:`~pyro_flows.transforms.coupling.coupling_conditioner`, sized by ``hidden_dims`` (vectors) or
+            ``hidden_channels`` and ``num_blocks`` (images).
         context_dim: size of a context vector given to the conditioner.
 
     Example:
@@ -91,8 +92,8 @@ class Coupling(Flow):
         input_dim,
         mask: Optional[torch.Tensor] = None,
         *,
-        op,
-        conditioner: Optional[nn.Module] = None,
+        op: ElementwiseOp,
+        conditioner: Optional[Conditioner] = None,
         context_dim: Optional[int] = None,
         **conditioner_options,
     ):
@@ -110,6 +111,8 @@ class Coupling(Flow):
         self.register_buffer("_kept", mask.to(torch.get_default_dtype()), persistent=False)
         self.register_buffer("_changed", (~mask).to(torch.get_default_dtype()), persistent=False)
         self.op = op
+        if not isinstance(op, ElementwiseOp):
+            raise TypeError(f"op must be an elementwise op (pyro_flows.protocols.ElementwiseOp), got {op!r}")
         if conditioner is None:
             conditioner = coupling_conditioner(mask, op.num_params, context_dim=context_dim, **conditioner_options)
         elif any(v is not None for v in conditioner_options.values()):
