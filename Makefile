@@ -1,10 +1,10 @@
 # The two README commands: `make run` (install + main job) and `make test` (install + tests).
-# Checks for contributors: `make lint` (ruff) and `make typecheck` (mypy on the package).
+# Checks (all run by .ci/run): `make lint` (ruff), `make typecheck` (mypy on the package), `make docs` (Sphinx, -W).
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint typecheck
+.PHONY: run test install lint typecheck docs check
 install: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,3 +24,8 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy pyro_flows
+
+docs: install
+	$(BIN)/python -m sphinx -W -n --keep-going -q -b html docs docs/_build/html
+
+check: test lint typecheck docs

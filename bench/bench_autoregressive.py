@@ -46,13 +46,29 @@ import time
 import numpy as np
 import pyro.distributions as dist
 import torch
+from common import (
+    LIBS,
+    Timer,
+    bench_parser,
+    correlated_gaussian,
+    count_params,
+    environment,
+    environment_line,
+    fit_and_score,
+    fit_config,
+    log_prob_op,
+    moons_nll,
+    moons_table,
+    run_sections,
+    sample_op,
+    standard_normal,
+    train_step_op,
+    write_results,
+)
 from pyro.distributions.transforms import AffineAutoregressive as PyroAffineAutoregressive
 from pyro.nn import AutoRegressiveNN
 
 import pyro_flows as pf
-from common import (LIBS, Timer, bench_parser, correlated_gaussian, count_params, environment, environment_line,
-                    fit_and_score, fit_config, log_prob_op, moons_nll, moons_table, run_sections, sample_op,
-                    standard_normal, train_step_op, write_results)
 
 SETTINGS = {
     "full": dict(
@@ -67,10 +83,30 @@ SETTINGS = {
         ),
         fast=dict(warmup=5, repeats=40, min_time_s=0.005),
         check=dict(input_dim=10, hidden=32, batch=64),
-        moons=dict(n_train=20000, n_valid=5000, n_test=10000, num_layers=5, hidden=128, steps=2000, batch=512,
-                   lr=1e-3, eval_every=100, patience=10, seeds=(0, 1, 2)),
-        digits=dict(num_layers=5, hidden=128, steps=1000, batch=256, lr=1e-3, eval_every=50, patience=10,
-                    seeds=(0, 1), logit_lambda=0.05),
+        moons=dict(
+            n_train=20000,
+            n_valid=5000,
+            n_test=10000,
+            num_layers=5,
+            hidden=128,
+            steps=2000,
+            batch=512,
+            lr=1e-3,
+            eval_every=100,
+            patience=10,
+            seeds=(0, 1, 2),
+        ),
+        digits=dict(
+            num_layers=5,
+            hidden=128,
+            steps=1000,
+            batch=256,
+            lr=1e-3,
+            eval_every=50,
+            patience=10,
+            seeds=(0, 1),
+            logit_lambda=0.05,
+        ),
     ),
     "quick": dict(
         archs=(
@@ -84,10 +120,30 @@ SETTINGS = {
         ),
         fast=dict(warmup=1, repeats=4, min_time_s=0.0005),
         check=dict(input_dim=5, hidden=8, batch=8),
-        moons=dict(n_train=2000, n_valid=500, n_test=1000, num_layers=2, hidden=16, steps=20, batch=128, lr=1e-3,
-                   eval_every=10, patience=10, seeds=(0,)),
-        digits=dict(num_layers=2, hidden=64, steps=20, batch=64, lr=1e-3, eval_every=10, patience=10, seeds=(0,),
-                    logit_lambda=0.05),
+        moons=dict(
+            n_train=2000,
+            n_valid=500,
+            n_test=1000,
+            num_layers=2,
+            hidden=16,
+            steps=20,
+            batch=128,
+            lr=1e-3,
+            eval_every=10,
+            patience=10,
+            seeds=(0,),
+        ),
+        digits=dict(
+            num_layers=2,
+            hidden=64,
+            steps=20,
+            batch=64,
+            lr=1e-3,
+            eval_every=10,
+            patience=10,
+            seeds=(0,),
+            logit_lambda=0.05,
+        ),
     ),
 }
 
@@ -167,8 +223,10 @@ def distributions(kind: str, pyro_model, flow, input_dim: int, device, *, logit_
     if logit_lam is not None:
         to_unit = pf.Logit(input_dim, lam=logit_lam).inv
         chain, flow = [*chain, to_unit], pf.Compose([flow, to_unit])
-    return {"pyro": dist.TransformedDistribution(standard_normal(input_dim, device), chain),
-            "pyro_flows": pf.flow_distribution(flow)}
+    return {
+        "pyro": dist.TransformedDistribution(standard_normal(input_dim, device), chain),
+        "pyro_flows": pf.flow_distribution(flow),
+    }
 
 
 def touch_parameters(module) -> None:
@@ -251,13 +309,14 @@ def architecture_check(cfg, num_layers: int, device) -> dict:
             "network_passes_log_prob": lp_calls,
             "network_passes_log_prob_of_own_rsample": own_calls,
         }
-    out["maf"]["pyro_sampling_is_sequential"] = (
-        out["maf"]["network_passes_sampling"]["pyro"] == d * num_layers)
+    out["maf"]["pyro_sampling_is_sequential"] = out["maf"]["network_passes_sampling"]["pyro"] == d * num_layers
     out["equal"] = out["maf"]["equal"] and out["iaf"]["equal"]
-    out["note"] = ("Pyro's weights and masks copied into pf (scale='exp'; Pyro clamps the log-scale to [-5, 3], "
-                   "inactive at these weights). Network passes counted by forward hooks on Pyro's "
-                   "AutoRegressiveNN and pf's MADE (pf's sequential_inverse reads the MADE's weights without "
-                   "calling it).")
+    out["note"] = (
+        "Pyro's weights and masks copied into pf (scale='exp'; Pyro clamps the log-scale to [-5, 3], "
+        "inactive at these weights). Network passes counted by forward hooks on Pyro's "
+        "AutoRegressiveNN and pf's MADE (pf's sequential_inverse reads the MADE's weights without "
+        "calling it)."
+    )
     return out
 
 
@@ -275,9 +334,13 @@ def bench_slow(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
         touch_parameters(flow)  # as after an optimizer step: pf rebuilds its masked weights and plan
         return pf_sample()
 
-    fns = {"pyro_flows.log_prob": log_prob_op(dists["pyro_flows"], x), "pyro_flows.sample": pf_sample,
-           "pyro_flows.sample_after_param_change": sample_after_change,
-           "pyro.log_prob": log_prob_op(dists["pyro"], x), "pyro.sample": sample_op(dists["pyro"], b)}
+    fns = {
+        "pyro_flows.log_prob": log_prob_op(dists["pyro_flows"], x),
+        "pyro_flows.sample": pf_sample,
+        "pyro_flows.sample_after_param_change": sample_after_change,
+        "pyro.log_prob": log_prob_op(dists["pyro"], x),
+        "pyro.sample": sample_op(dists["pyro"], b),
+    }
     quick_n = max(3, cfg["repeats"] // 3)
     repeats = {n: cfg["repeats"] for n in fns}
     repeats["pyro_flows.sample_after_param_change"] = quick_n
@@ -289,8 +352,15 @@ def bench_slow(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
     ratio_pf = med["pyro_flows.sample"] / med["pyro_flows.log_prob"]
     ratio_pyro = med["pyro.sample"] / med["pyro.log_prob"]
     return {
-        "config": {"input_dim": d, "hidden_dims": [h, h], "num_layers": num_layers, "batch": b,
-                   "warmup": warmup, "repeats": repeats, "min_time_s": cfg["min_time_s"]},
+        "config": {
+            "input_dim": d,
+            "hidden_dims": [h, h],
+            "num_layers": num_layers,
+            "batch": b,
+            "warmup": warmup,
+            "repeats": repeats,
+            "min_time_s": cfg["min_time_s"],
+        },
         "param_counts": {"pyro": count_params(pyro_model), "pyro_flows": count_params(flow)},
         "timings": t,
         "ratio_sample_over_log_prob": {"pyro_flows": ratio_pf, "pyro": ratio_pyro},
@@ -301,8 +371,8 @@ def bench_slow(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
         "target": f"pyro_flows ratio <= {SLOW_TARGET:g}",
         "met": bool(ratio_pf <= SLOW_TARGET),
         "note": "pf given Pyro's initial weights (its own masks), so neither flow is the identity. "
-                "sample_after_param_change: every parameter's version bumped before the call (what an "
-                "optimizer step does), so pf rebuilds its masked weights and sequential plan.",
+        "sample_after_param_change: every parameter's version bumped before the call (what an "
+        "optimizer step does), so pf rebuilds its masked weights and sequential plan.",
     }
 
 
@@ -316,16 +386,21 @@ def bench_fast(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
     iaf_pyro, iaf_pf = make_pair("iaf", d, num_layers, h, seed, device, copy_weights=True)
     mafs = distributions("maf", maf_pyro, maf_pf, d, device)
     iafs = distributions("iaf", iaf_pyro, iaf_pf, d, device)
-    maf_opt = {"pyro": torch.optim.Adam(maf_pyro.parameters(), lr=1e-4),
-               "pyro_flows": torch.optim.Adam(maf_pf.parameters(), lr=1e-4)}
-    iaf_opt = {"pyro": torch.optim.Adam(iaf_pyro.parameters(), lr=1e-4),
-               "pyro_flows": torch.optim.Adam(iaf_pf.parameters(), lr=1e-4)}
+    maf_opt = {
+        "pyro": torch.optim.Adam(maf_pyro.parameters(), lr=1e-4),
+        "pyro_flows": torch.optim.Adam(maf_pf.parameters(), lr=1e-4),
+    }
+    iaf_opt = {
+        "pyro": torch.optim.Adam(iaf_pyro.parameters(), lr=1e-4),
+        "pyro_flows": torch.optim.Adam(iaf_pf.parameters(), lr=1e-4),
+    }
     target = standard_normal(d, device)  # the "model" of the SVI step
 
     def iaf_rsample_log_prob(n):
         def fn():
             z = iafs[n].rsample(torch.Size([b]))
             return (iafs[n].log_prob(z) - target.log_prob(z)).mean()  # graph built, not back-propagated
+
         return fn
 
     def iaf_svi_step(n):
@@ -336,23 +411,39 @@ def bench_fast(arch, cfg, num_layers: int, timer: Timer, device, seed: int = 0) 
             loss.backward()
             iaf_opt[n].step()
             return loss
+
         return fn
 
-    ops = (("maf_log_prob_nograd", lambda n: log_prob_op(mafs[n], x_eval)),
-           ("maf_train_step", lambda n: train_step_op(mafs[n], maf_opt[n], batches)),
-           ("iaf_rsample_log_prob", iaf_rsample_log_prob), ("iaf_svi_step", iaf_svi_step),
-           ("iaf_sample_nograd", lambda n: sample_op(iafs[n], b)))
+    ops = (
+        ("maf_log_prob_nograd", lambda n: log_prob_op(mafs[n], x_eval)),
+        ("maf_train_step", lambda n: train_step_op(mafs[n], maf_opt[n], batches)),
+        ("iaf_rsample_log_prob", iaf_rsample_log_prob),
+        ("iaf_svi_step", iaf_svi_step),
+        ("iaf_sample_nograd", lambda n: sample_op(iafs[n], b)),
+    )
     results = {}
     for name, make in ops:
-        t = timer.run({n: make(n) for n in LIBS}, warmup=cfg["warmup"], repeats=cfg["repeats"],
-                      min_time_s=cfg["min_time_s"], pair=LIBS)
+        t = timer.run(
+            {n: make(n) for n in LIBS},
+            warmup=cfg["warmup"],
+            repeats=cfg["repeats"],
+            min_time_s=cfg["min_time_s"],
+            pair=LIBS,
+        )
         results[name] = {**t, "met": bool(t["ratio"] >= FAST_TARGET), "aim_met": bool(t["ratio"] >= FAST_AIM)}
     with torch.no_grad():
         finite = {n: bool(torch.isfinite(mafs[n].log_prob(data)).all()) for n in mafs}
     return {
-        "config": {"input_dim": d, "hidden_dims": [h, h], "num_layers": num_layers, "batch": b,
-                   "warmup": cfg["warmup"], "repeats": cfg["repeats"], "optimizer": "Adam(lr=1e-4)",
-                   "svi_loss": "mean(q.log_prob(z) - N(0, I).log_prob(z)), z = q.rsample((B,))"},
+        "config": {
+            "input_dim": d,
+            "hidden_dims": [h, h],
+            "num_layers": num_layers,
+            "batch": b,
+            "warmup": cfg["warmup"],
+            "repeats": cfg["repeats"],
+            "optimizer": "Adam(lr=1e-4)",
+            "svi_loss": "mean(q.log_prob(z) - N(0, I).log_prob(z)), z = q.rsample((B,))",
+        },
         "param_counts": {"pyro": count_params(maf_pyro), "pyro_flows": count_params(maf_pf)},
         "timings": results,
         "maf_finite_after_training": finite,
@@ -370,11 +461,15 @@ def bench_moons(cfg, device) -> dict:
         return {"pyro": pyro_model, "pyro_flows": flow}, distributions("maf", pyro_model, flow, 2, device)
 
     out = moons_nll(cfg, make, (h, h))
-    out["config"]["init"] = ("each library's own init after the same torch.manual_seed(seed) (pf: zero last "
-                             "layer, identity flow; Pyro: torch's default init)")
-    out["reference"] = ("issue 3: Pyro's built-in reaches about 1.87 nats/point held-out NLL (log-lik -1.87), on "
-                        "per-coordinate standardized moons (the old scale): about 1.73 on pf.data's (bench/README.md, "
-                        "'Two-moons scale')")
+    out["config"]["init"] = (
+        "each library's own init after the same torch.manual_seed(seed) (pf: zero last "
+        "layer, identity flow; Pyro: torch's default init)"
+    )
+    out["reference"] = (
+        "issue 3: Pyro's built-in reaches about 1.87 nats/point held-out NLL (log-lik -1.87), on "
+        "per-coordinate standardized moons (the old scale): about 1.73 on pf.data's (bench/README.md, "
+        "'Two-moons scale')"
+    )
     return out
 
 
@@ -396,22 +491,40 @@ def bench_digits(cfg, device) -> dict:
         row = {"seed": seed}
         for n, d in dists.items():
             r = fit_and_score(d, split, cfg, seed)
-            row[n] = {**r, "test_bits_per_dim_at_best_valid": bpd(r["test_nll_at_best_valid"]),
-                      "last_valid_bits_per_dim": bpd(r["last_valid_nll"])}
+            row[n] = {
+                **r,
+                "test_bits_per_dim_at_best_valid": bpd(r["test_nll_at_best_valid"]),
+                "last_valid_bits_per_dim": bpd(r["last_valid_nll"]),
+            }
         rows.append(row)
 
     def mean(lib, key):
         return float(np.mean([r[lib][key] for r in rows]))
 
-    summary = {lib: {key: mean(lib, key) for key in ("test_nll_at_best_valid", "test_bits_per_dim_at_best_valid",
-                                                      "last_valid_nll", "last_valid_bits_per_dim")}
-               for lib in LIBS}
+    summary = {
+        lib: {
+            key: mean(lib, key)
+            for key in (
+                "test_nll_at_best_valid",
+                "test_bits_per_dim_at_best_valid",
+                "last_valid_nll",
+                "last_valid_bits_per_dim",
+            )
+        }
+        for lib in LIBS
+    }
     return {
-        "config": {"data": "pf.data.load('digits'): 1257/270/270, dequantized to [0, 1); both chains end in "
-                           f"pf.Logit(64, lam={lam}).inv (trained on logit({lam} + {1 - 2 * lam:g} x)); NLL in "
-                           "[0, 1)-space, nats per image",
-                   "logit_lambda": lam, "num_layers": k, "hidden_dims": [h, h], **fit_config(cfg),
-                   "seeds": list(cfg["seeds"]), "same_minibatches": True},
+        "config": {
+            "data": "pf.data.load('digits'): 1257/270/270, dequantized to [0, 1); both chains end in "
+            f"pf.Logit(64, lam={lam}).inv (trained on logit({lam} + {1 - 2 * lam:g} x)); NLL in "
+            "[0, 1)-space, nats per image",
+            "logit_lambda": lam,
+            "num_layers": k,
+            "hidden_dims": [h, h],
+            **fit_config(cfg),
+            "seeds": list(cfg["seeds"]),
+            "same_minibatches": True,
+        },
         "param_counts": counts,
         "param_counts_equal": counts["pyro"] == counts["pyro_flows"],
         "per_seed": rows,
@@ -422,18 +535,26 @@ def bench_digits(cfg, device) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------ report
-SLOW_ROWS = (("pyro_flows.log_prob", "pyro_flows log_prob"), ("pyro_flows.sample", "pyro_flows sample"),
-             ("pyro_flows.sample_after_param_change", "pyro_flows sample, first after a parameter change"),
-             ("pyro.log_prob", "Pyro log_prob"), ("pyro.sample", "Pyro sample (`.inv`, D passes per layer)"))
-FAST_ROWS = (("maf_log_prob_nograd", "MAF log_prob, no_grad"), ("maf_train_step", "MAF training step (Adam)"),
-             ("iaf_rsample_log_prob", "IAF rsample + log_prob of it, with grad (no backward)"),
-             ("iaf_svi_step", "IAF SVI step (rsample, log_prob, backward, Adam)"),
-             ("iaf_sample_nograd", "IAF sample, no_grad (its fast direction)"))
+SLOW_ROWS = (
+    ("pyro_flows.log_prob", "pyro_flows log_prob"),
+    ("pyro_flows.sample", "pyro_flows sample"),
+    ("pyro_flows.sample_after_param_change", "pyro_flows sample, first after a parameter change"),
+    ("pyro.log_prob", "Pyro log_prob"),
+    ("pyro.sample", "Pyro sample (`.inv`, D passes per layer)"),
+)
+FAST_ROWS = (
+    ("maf_log_prob_nograd", "MAF log_prob, no_grad"),
+    ("maf_train_step", "MAF training step (Adam)"),
+    ("iaf_rsample_log_prob", "IAF rsample + log_prob of it, with grad (no backward)"),
+    ("iaf_svi_step", "IAF SVI step (rsample, log_prob, backward, Adam)"),
+    ("iaf_sample_nograd", "IAF sample, no_grad (its fast direction)"),
+)
 
 
 def _arch_label(c) -> str:
-    return (f"D={c['input_dim']}, {c['num_layers']} layers, MADE {'x'.join(map(str, c['hidden_dims']))}, "
-            f"batch {c['batch']}")
+    return (
+        f"D={c['input_dim']}, {c['num_layers']} layers, MADE {'x'.join(map(str, c['hidden_dims']))}, batch {c['batch']}"
+    )
 
 
 def markdown(res: dict) -> str:
@@ -445,7 +566,7 @@ def markdown(res: dict) -> str:
         "",
         environment_line(env, res["wall_time_s"], with_git=True),
         "",
-        f"Same function class (Pyro's weights and masks in pf with `scale=\"exp\"`, {_arch_label(ck['config'])}): "
+        f'Same function class (Pyro\'s weights and masks in pf with `scale="exp"`, {_arch_label(ck["config"])}): '
         f"MAF samples differ by {ck['maf']['sample_max_abs_diff']:.1e} and log_prob by "
         f"{ck['maf']['log_prob_max_abs_diff']:.1e}; IAF by {ck['iaf']['sample_max_abs_diff']:.1e} / "
         f"{ck['iaf']['log_prob_max_abs_diff']:.1e} (equal: {ck['equal']}). "
@@ -473,17 +594,31 @@ def markdown(res: dict) -> str:
             f"**{r['ratio_sample_over_log_prob']['pyro_flows']:.2f}** | {t['pyro.log_prob']['median_ms']:.2f} | "
             f"{t['pyro.sample']['median_ms']:.0f} ({t['pyro.sample']['n']}) | "
             f"{r['ratio_sample_over_log_prob']['pyro']:.0f} | {r['sample_speedup_vs_pyro']:.0f}x | "
-            f"{'yes' if r['met'] else 'NO'} |")
-    lines += ["", "Details (median ms, IQR, samples):", "",
-              "| architecture | timed call | median ms | IQR ms | n | wall median ms |", "|---|---|---|---|---|---|"]
+            f"{'yes' if r['met'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        "Details (median ms, IQR, samples):",
+        "",
+        "| architecture | timed call | median ms | IQR ms | n | wall median ms |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, r in res["slow_direction"].items():
         for key, label in SLOW_ROWS:
             t = r["timings"][key]
-            lines.append(f"| {name} | {label} | {t['median_ms']:.2f} | {t['iqr_ms']:.2f} | {t['n']} | "
-                         f"{t['wall_median_ms']:.2f} |")
-    lines += ["", "pf sample right after a parameter change (as in a training loop that samples): ratio "
-              + ", ".join(f"{n} {r['ratio_sample_after_param_change_over_log_prob']:.2f}"
-                          for n, r in res["slow_direction"].items()) + ".", ""]
+            lines.append(
+                f"| {name} | {label} | {t['median_ms']:.2f} | {t['iqr_ms']:.2f} | {t['n']} | "
+                f"{t['wall_median_ms']:.2f} |"
+            )
+    lines += [
+        "",
+        "pf sample right after a parameter change (as in a training loop that samples): ratio "
+        + ", ".join(
+            f"{n} {r['ratio_sample_after_param_change_over_log_prob']:.2f}" for n, r in res["slow_direction"].items()
+        )
+        + ".",
+        "",
+    ]
     lines += [
         "## 2. Fast direction: ratio = Pyro time / pyro_flows time",
         "",
@@ -499,7 +634,8 @@ def markdown(res: dict) -> str:
                 f"| {name} | {label} | {t['pyro']['median_ms']:.2f} ({t['pyro']['iqr_ms']:.2f}) | "
                 f"{t['pyro_flows']['median_ms']:.2f} ({t['pyro_flows']['iqr_ms']:.2f}) | **{t['ratio']:.2f}** | "
                 f"{t['paired_ratio_q1']:.2f}–{t['paired_ratio_q3']:.2f} | {t['wall_ratio']:.2f} | "
-                f"{'yes' if t['met'] else 'NO'} | {'yes' if t['aim_met'] else 'no'} |")
+                f"{'yes' if t['met'] else 'NO'} | {'yes' if t['aim_met'] else 'no'} |"
+            )
     mo, dg = res["moons_nll"], res["digits_nll"]
     mc, dc = mo["config"], dg["config"]
     lines += [
@@ -512,7 +648,7 @@ def markdown(res: dict) -> str:
         f"{mc['n_test']} test, same minibatches",
         "",
         f"Parameters: Pyro {mo['param_counts']['pyro']:,}, pyro_flows {mo['param_counts']['pyro_flows']:,}. "
-        "Held-out NLL in nats/point at the best validation step, on the scale of `pf.data.load(\"moons\")` "
+        'Held-out NLL in nats/point at the best validation step, on the scale of `pf.data.load("moons")` '
         "(lower is better).",
         "",
         *moons_table(mo),
@@ -538,10 +674,12 @@ def markdown(res: dict) -> str:
     for r in dg["per_seed"]:
         for lib in ("pyro", "pyro_flows"):
             x = r[lib]
-            lines.append(f"| {r['seed']} | {lib} | {x['test_nll_at_best_valid']:.2f} ({x['best_valid_step']}) | "
-                         f"{x['test_bits_per_dim_at_best_valid']:.4f} | {x['last_valid_nll']:.2f} "
-                         f"({x['steps_run']}) | {x['last_valid_bits_per_dim']:.4f} | "
-                         f"{x['train_nll_at_best_valid']:.2f} |")
+            lines.append(
+                f"| {r['seed']} | {lib} | {x['test_nll_at_best_valid']:.2f} ({x['best_valid_step']}) | "
+                f"{x['test_bits_per_dim_at_best_valid']:.4f} | {x['last_valid_nll']:.2f} "
+                f"({x['steps_run']}) | {x['last_valid_bits_per_dim']:.4f} | "
+                f"{x['train_nll_at_best_valid']:.2f} |"
+            )
     lines += [
         "",
         f"Mean over seeds, test NLL at best valid: Pyro {dg['mean']['pyro']['test_nll_at_best_valid']:.2f} nats "
@@ -564,12 +702,17 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    p = bench_parser(__doc__.splitlines()[0], quick_help="tiny settings, for a smoke test (< 1 min)",
-                     name_help="results file stem (default autoregressive_<device>[_quick])")
+    p = bench_parser(
+        __doc__.splitlines()[0],
+        quick_help="tiny settings, for a smoke test (< 1 min)",
+        name_help="results file stem (default autoregressive_<device>[_quick])",
+    )
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--sections", default="check,slow,fast,moons,digits",
-                   help="comma-separated subset of check,slow,fast,moons,digits (for profiling; the recorded "
-                        "run uses all)")
+    p.add_argument(
+        "--sections",
+        default="check,slow,fast,moons,digits",
+        help="comma-separated subset of check,slow,fast,moons,digits (for profiling; the recorded run uses all)",
+    )
     args = p.parse_args(argv)
 
     device = torch.device(args.device)
@@ -585,8 +728,11 @@ def main(argv=None) -> dict:
     k = s["num_layers"]
     sections = [
         ("architecture_check", "check", lambda: architecture_check(s["check"], k, device)),
-        ("slow_direction", "slow",
-         lambda: {a["name"]: bench_slow(a, s["slow"][a["name"]], k, timer, device) for a in s["archs"]}),
+        (
+            "slow_direction",
+            "slow",
+            lambda: {a["name"]: bench_slow(a, s["slow"][a["name"]], k, timer, device) for a in s["archs"]},
+        ),
         ("fast_direction", "fast", lambda: {a["name"]: bench_fast(a, s["fast"], k, timer, device) for a in s["archs"]}),
         ("moons_nll", "moons", lambda: bench_moons(s["moons"], device)),
         ("digits_nll", "digits", lambda: bench_digits(s["digits"], device)),
@@ -596,8 +742,8 @@ def main(argv=None) -> dict:
     res["mnist"] = {
         "run": False,
         "note": "Benchmark 4 (MAF(5) on MNIST, uniform dequantization, logit with lambda = 1e-6, 20 minutes) is "
-                "run by `bench/train_mnist.py --model maf --minutes 20 --device cuda` and recorded in "
-                "`results/mnist_maf_<device>/metrics.json`; this script does not train on MNIST.",
+        "run by `bench/train_mnist.py --model maf --minutes 20 --device cuda` and recorded in "
+        "`results/mnist_maf_<device>/metrics.json`; this script does not train on MNIST.",
     }
     res["wall_time_s"] = time.perf_counter() - t0
     res["environment"]["load_average_at_end"] = list(os.getloadavg())
@@ -615,10 +761,12 @@ def main(argv=None) -> dict:
         "architecture_equal": res.get("architecture_check", {}).get("equal"),
         "param_counts_equal": all(
             r["param_counts"]["pyro"] == r["param_counts"]["pyro_flows"]
-            for r in [*slow.values(), *fast.values(), *[res[x] for x in ("moons_nll", "digits_nll") if x in res]]),
+            for r in [*slow.values(), *fast.values(), *[res[x] for x in ("moons_nll", "digits_nll") if x in res]]
+        ),
     }
-    summary["all_targets_met"] = bool(summary["slow_met"] and summary["fast_met"] and summary["moons_met"]
-                                      and summary["digits_met"])
+    summary["all_targets_met"] = bool(
+        summary["slow_met"] and summary["fast_met"] and summary["moons_met"] and summary["digits_met"]
+    )
     res["summary"] = summary
     stem = args.name or f"autoregressive_{device.type}" + ("_quick" if args.quick else "")
     path = write_results(args.out, stem, res, markdown(res) if len(sections) == 5 else None)

@@ -83,18 +83,24 @@ def main():
     res = {"environment": environment(quick=args.quick), "settings": {"steps": steps, "lr": 5e-3}}
     start = time.perf_counter()
     flows = {
-        "1d": (data_1d(), {
-            "pf.maf(1), old defaults": lambda: pf.maf(1, hidden_dims=OLD_HIDDEN),
-            "pf.maf(1)": lambda: pf.maf(1),
-            "pyro Spline(1)": lambda: T.Spline(1),
-            "pyro 5 x affine_autoregressive(1)": lambda: pyro_maf(1),
-        }),
-        "2d": (data_2d(), {
-            "pf.realnvp(2), old defaults": lambda: pf.realnvp(2, hidden_dims=OLD_HIDDEN),
-            "pf.realnvp(2)": lambda: pf.realnvp(2),
-            "pyro spline_coupling(2)": lambda: T.spline_coupling(2),
-            "pyro 8 x affine_coupling(2)": lambda: pyro_realnvp(2),
-        }),
+        "1d": (
+            data_1d(),
+            {
+                "pf.maf(1), old defaults": lambda: pf.maf(1, hidden_dims=OLD_HIDDEN),
+                "pf.maf(1)": lambda: pf.maf(1),
+                "pyro Spline(1)": lambda: T.Spline(1),
+                "pyro 5 x affine_autoregressive(1)": lambda: pyro_maf(1),
+            },
+        ),
+        "2d": (
+            data_2d(),
+            {
+                "pf.realnvp(2), old defaults": lambda: pf.realnvp(2, hidden_dims=OLD_HIDDEN),
+                "pf.realnvp(2)": lambda: pf.realnvp(2),
+                "pyro spline_coupling(2)": lambda: T.spline_coupling(2),
+                "pyro 8 x affine_coupling(2)": lambda: pyro_realnvp(2),
+            },
+        ),
     }
     for task, (data, makers) in flows.items():
         res[task] = {}
@@ -104,17 +110,25 @@ def main():
             print(task, name, {k: round(v, 3) for k, v in res[task][name].items()}, flush=True)
     res["wall_time_s"] = time.perf_counter() - start
     res["environment"]["load_average_at_end"] = list(__import__("os").getloadavg())
-    lines = ["# Default flows on the tutorials' small problems", "",
-             environment_line(res["environment"], res["wall_time_s"], with_git=True), "",
-             f"Adam lr 5e-3, full batch of 1000 points, {steps} steps, seed 0; losses in nats.", "",
-             "| task | flow | params | wall (s) | first loss | final loss | worst loss |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "# Default flows on the tutorials' small problems",
+        "",
+        environment_line(res["environment"], res["wall_time_s"], with_git=True),
+        "",
+        f"Adam lr 5e-3, full batch of 1000 points, {steps} steps, seed 0; losses in nats.",
+        "",
+        "| task | flow | params | wall (s) | first loss | final loss | worst loss |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for task in flows:
         for name, r in res[task].items():
-            lines.append(f"| {task} | {name} | {r['params']} | {r['wall_s']:.1f} | {r['first_loss']:.3f} | "
-                         f"{r['final_loss']:.3f} | {r['worst_loss']:.3f} |")
-    write_results(args.out, args.name or ("defaults_cpu" + ("_quick" if args.quick else "")), res,
-                  "\n".join(lines) + "\n")
+            lines.append(
+                f"| {task} | {name} | {r['params']} | {r['wall_s']:.1f} | {r['first_loss']:.3f} | "
+                f"{r['final_loss']:.3f} | {r['worst_loss']:.3f} |"
+            )
+    write_results(
+        args.out, args.name or ("defaults_cpu" + ("_quick" if args.quick else "")), res, "\n".join(lines) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -31,29 +31,69 @@ import time
 
 import pyro.distributions as dist
 import torch
+from common import (
+    LIBS,
+    MOONS_DATA,
+    Timer,
+    bench_parser,
+    correlated_gaussian,
+    count_params,
+    environment,
+    environment_line,
+    fit_and_score,
+    fit_config,
+    log_prob_op,
+    moons_nll,
+    moons_split,
+    moons_table,
+    run_sections,
+    sample_op,
+    standard_normal,
+    train_step_op,
+    write_results,
+)
 from pyro.distributions.transforms import Permute, affine_coupling
 from pyro.distributions.transforms import planar as pyro_planar
 
 import pyro_flows as pf
-from common import (LIBS, MOONS_DATA, Timer, bench_parser, correlated_gaussian, count_params, environment,
-                    environment_line, fit_and_score, fit_config, log_prob_op, moons_nll, moons_split, moons_table,
-                    run_sections, sample_op, standard_normal, train_step_op, write_results)
 
 SETTINGS = {
     "full": dict(
-        speed=dict(input_dim=64, num_layers=8, hidden_dims=(256, 256), batch=512, warmup=10, repeats=150,
-                   min_time_s=0.005),
-        moons=dict(n_train=20000, n_valid=5000, n_test=10000, num_layers=8, hidden_dims=(64, 64), steps=2000,
-                   batch=512, lr=1e-3, eval_every=100, patience=10, seeds=(0, 1, 2),
-                   step_timing=dict(warmup=10, repeats=100, min_time_s=0.005)),
+        speed=dict(
+            input_dim=64, num_layers=8, hidden_dims=(256, 256), batch=512, warmup=10, repeats=150, min_time_s=0.005
+        ),
+        moons=dict(
+            n_train=20000,
+            n_valid=5000,
+            n_test=10000,
+            num_layers=8,
+            hidden_dims=(64, 64),
+            steps=2000,
+            batch=512,
+            lr=1e-3,
+            eval_every=100,
+            patience=10,
+            seeds=(0, 1, 2),
+            step_timing=dict(warmup=10, repeats=100, min_time_s=0.005),
+        ),
         planar=dict(num_layers=8, steps=1000, batch=512, lr=1e-2, eval_every=100, patience=10),
     ),
     "quick": dict(
-        speed=dict(input_dim=8, num_layers=2, hidden_dims=(16, 16), batch=64, warmup=2, repeats=6,
-                   min_time_s=0.0005),
-        moons=dict(n_train=2000, n_valid=500, n_test=1000, num_layers=2, hidden_dims=(16, 16), steps=30,
-                   batch=128, lr=1e-3, eval_every=10, patience=10, seeds=(0,),
-                   step_timing=dict(warmup=2, repeats=6, min_time_s=0.0005)),
+        speed=dict(input_dim=8, num_layers=2, hidden_dims=(16, 16), batch=64, warmup=2, repeats=6, min_time_s=0.0005),
+        moons=dict(
+            n_train=2000,
+            n_valid=500,
+            n_test=1000,
+            num_layers=2,
+            hidden_dims=(16, 16),
+            steps=30,
+            batch=128,
+            lr=1e-3,
+            eval_every=10,
+            patience=10,
+            seeds=(0,),
+            step_timing=dict(warmup=2, repeats=6, min_time_s=0.0005),
+        ),
         planar=dict(num_layers=8, steps=30, batch=128, lr=1e-2, eval_every=10, patience=10),
     ),
 }
@@ -135,7 +175,7 @@ def architecture_check(cfg) -> dict:
         "max_abs_log_prob": scale,
         "equal": bool(err <= 1e-4 * max(1.0, scale)),
         "note": "Pyro's weights copied into pf.realnvp(scale='exp'); data coordinates relabelled by the "
-                "half swap that Pyro's last Permute-free frame implies",
+        "half swap that Pyro's last Permute-free frame implies",
     }
 
 
@@ -156,23 +196,38 @@ def bench_realnvp_speed(cfg, seed: int = 0) -> dict:
     }
     opts = {n: torch.optim.Adam(m.parameters(), lr=1e-3) for n, m in models.items()}
     x_eval = batches[0]
-    ops = {"log_prob_nograd": lambda n: log_prob_op(dists[n], x_eval),
-           "log_prob_grad": lambda n: log_prob_op(dists[n], x_eval, grad=True),
-           "train_step": lambda n: train_step_op(dists[n], opts[n], batches),
-           "sample": lambda n: sample_op(dists[n], batch)}
+    ops = {
+        "log_prob_nograd": lambda n: log_prob_op(dists[n], x_eval),
+        "log_prob_grad": lambda n: log_prob_op(dists[n], x_eval, grad=True),
+        "train_step": lambda n: train_step_op(dists[n], opts[n], batches),
+        "sample": lambda n: sample_op(dists[n], batch),
+    }
     timer = Timer()
     results = {}
     for name, make in ops.items():
-        results[name] = timer.compare({n: make(n) for n in LIBS}, warmup=cfg["warmup"], repeats=cfg["repeats"],
-                                      min_time_s=cfg["min_time_s"], same_number=True)
+        results[name] = timer.compare(
+            {n: make(n) for n in LIBS},
+            warmup=cfg["warmup"],
+            repeats=cfg["repeats"],
+            min_time_s=cfg["min_time_s"],
+            same_number=True,
+        )
         results[name]["target"] = ">= 1.0"
         results[name]["met"] = bool(results[name]["ratio"] >= 1.0)
     with torch.no_grad():
         finite = {n: bool(torch.isfinite(dists[n].log_prob(data)).all()) for n in models}
     return {
-        "config": {"input_dim": d, "num_layers": k, "hidden_dims": list(hid), "activation": "ReLU", "batch": batch,
-                   "warmup": cfg["warmup"], "repeats": cfg["repeats"], "optimizer": "Adam(lr=1e-3)",
-                   "interleaving": "A B / B A alternating per repeat"},
+        "config": {
+            "input_dim": d,
+            "num_layers": k,
+            "hidden_dims": list(hid),
+            "activation": "ReLU",
+            "batch": batch,
+            "warmup": cfg["warmup"],
+            "repeats": cfg["repeats"],
+            "optimizer": "Adam(lr=1e-3)",
+            "interleaving": "A B / B A alternating per repeat",
+        },
         "param_counts": {n: count_params(m) for n, m in models.items()},
         "param_counts_equal": count_params(pyro_parts) == count_params(ours),
         "architecture_check": architecture_check(cfg),
@@ -196,19 +251,26 @@ def bench_moons_nll(cfg) -> dict:
         pyro_parts = pyro_realnvp(2, k, hid)
         torch.manual_seed(seed)
         ours = pf.realnvp(2, num_layers=k, hidden_dims=hid)
-        return ({"pyro": pyro_parts, "pyro_flows": ours},
-                {"pyro": dist.TransformedDistribution(standard_normal(2), pyro_parts.parts),
-                 "pyro_flows": pf.flow_distribution(ours)})
+        return (
+            {"pyro": pyro_parts, "pyro_flows": ours},
+            {
+                "pyro": dist.TransformedDistribution(standard_normal(2), pyro_parts.parts),
+                "pyro_flows": pf.flow_distribution(ours),
+            },
+        )
 
     out = moons_nll(cfg, make, hid)
     # Secondary, overhead-dominated speed number (tiny network): one training step at D=2, interleaved timer.
     models, dists = make(0)
     opts = {n: torch.optim.Adam(models[n].parameters(), lr=cfg["lr"]) for n in LIBS}
-    batches = list(moons_split(cfg, 0).train[:8 * cfg["batch"]].split(cfg["batch"]))
-    out["train_step_d2"] = Timer().compare({n: train_step_op(dists[n], opts[n], batches) for n in LIBS},
-                                           same_number=True, **cfg["step_timing"])
-    out["note"] = ("Pyro's planar cannot score data (no inverse), so it cannot be trained as a density estimator "
-                   "and has no row here; pf.planar's held-out NLL is in 'planar_heldout'.")
+    batches = list(moons_split(cfg, 0).train[: 8 * cfg["batch"]].split(cfg["batch"]))
+    out["train_step_d2"] = Timer().compare(
+        {n: train_step_op(dists[n], opts[n], batches) for n in LIBS}, same_number=True, **cfg["step_timing"]
+    )
+    out["note"] = (
+        "Pyro's planar cannot score data (no inverse), so it cannot be trained as a density estimator "
+        "and has no row here; pf.planar's held-out NLL is in 'planar_heldout'."
+    )
     return out
 
 
@@ -246,8 +308,14 @@ def bench_planar(cfg, moons_cfg, seed: int = 0) -> dict:
         except Exception as e:  # noqa: BLE001 - recording what Pyro raises is the point
             error = {"type": type(e).__name__, "message": str(e)}
     return {
-        "config": {"num_layers": cfg["num_layers"], **fit_config(cfg), "data": f"{MOONS_DATA}, seed {seed}",
-                   "n_train": len(split.train), "n_valid": len(split.valid), "n_test": len(test)},
+        "config": {
+            "num_layers": cfg["num_layers"],
+            **fit_config(cfg),
+            "data": f"{MOONS_DATA}, seed {seed}",
+            "n_train": len(split.train),
+            "n_valid": len(split.valid),
+            "n_test": len(test),
+        },
         "param_counts": {"pyro": sum(count_params(t) for t in pyro_chain), "pyro_flows": count_params(flow)},
         "pyro_flows": {
             "test_nll_before_fit": nll_before,
@@ -260,14 +328,17 @@ def bench_planar(cfg, moons_cfg, seed: int = 0) -> dict:
             "round_trip_tol": ROUND_TRIP_TOL,
             "met": bool(torch.isfinite(lp).all() and max(err_data, err_base) <= ROUND_TRIP_TOL),
         },
-        "pyro": {"log_prob_of_own_samples_ok": own_ok, "log_prob_heldout_error": error,
-                 "raises": error is not None},
+        "pyro": {"log_prob_of_own_samples_ok": own_ok, "log_prob_heldout_error": error, "raises": error is not None},
     }
 
 
 # ------------------------------------------------------------------------------------------------------ report
-OPS = (("log_prob_nograd", "log_prob, no_grad"), ("log_prob_grad", "log_prob, with grad (no backward)"),
-       ("train_step", "training step (Adam)"), ("sample", "sample B points, no_grad"))
+OPS = (
+    ("log_prob_nograd", "log_prob, no_grad"),
+    ("log_prob_grad", "log_prob, with grad (no backward)"),
+    ("train_step", "training step (Adam)"),
+    ("sample", "sample B points, no_grad"),
+)
 
 
 def markdown(res: dict) -> str:
@@ -304,7 +375,7 @@ def markdown(res: dict) -> str:
     mc = mo["config"]
     lines += [
         "",
-        f"## Two moons held-out NLL (nats/point, scale of `pf.data.load(\"moons\")`): RealNVP D=2, "
+        f'## Two moons held-out NLL (nats/point, scale of `pf.data.load("moons")`): RealNVP D=2, '
         f"{mc['num_layers']} couplings, MLP {'x'.join(map(str, mc['hidden_dims']))}, `pf.fit`: at most "
         f"{mc['steps']} Adam steps, batch {mc['batch']}, validation every {mc['eval_every']} steps, patience "
         f"{mc['patience']}, {mc['n_train']} train / {mc['n_valid']} valid / {mc['n_test']} test",
@@ -324,8 +395,12 @@ def markdown(res: dict) -> str:
         "|---|---|---|",
         f"| log_prob of {pl['config']['n_test']} held-out points | works, test NLL "
         f"{pl['pyro_flows']['test_nll']:.4f} after {pl['pyro_flows']['fit']['steps_run']} steps | "
-        + (f"raises `{pl['pyro']['log_prob_heldout_error']['type']}`: "
-           f"{pl['pyro']['log_prob_heldout_error']['message']} |" if pl["pyro"]["raises"] else "works |"),
+        + (
+            f"raises `{pl['pyro']['log_prob_heldout_error']['type']}`: "
+            f"{pl['pyro']['log_prob_heldout_error']['message']} |"
+            if pl["pyro"]["raises"]
+            else "works |"
+        ),
         f"| round trip data→base→data, max abs error | {pl['pyro_flows']['round_trip_max_abs_err_data']:.1e} "
         f"(tol {ROUND_TRIP_TOL:g}) | no inverse |",
         f"| round trip base→data→base, max abs error | {pl['pyro_flows']['round_trip_max_abs_err_base']:.1e} "
@@ -338,17 +413,25 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> dict:
-    args = bench_parser(__doc__.splitlines()[0], quick_help="tiny settings, for a smoke test (< 30 s)",
-                        name_help="results file stem (default foundation_cpu[_quick])").parse_args(argv)
+    args = bench_parser(
+        __doc__.splitlines()[0],
+        quick_help="tiny settings, for a smoke test (< 30 s)",
+        name_help="results file stem (default foundation_cpu[_quick])",
+    ).parse_args(argv)
 
     torch.set_num_threads(args.threads)
     torch.set_default_dtype(torch.float32)
     t0 = time.perf_counter()
     s = SETTINGS["quick" if args.quick else "full"]
     res = {"environment": environment(quick=args.quick), "settings": s}
-    run_sections(res, (("realnvp_speed", lambda: bench_realnvp_speed(s["speed"])),
-                       ("planar_heldout", lambda: bench_planar(s["planar"], s["moons"])),
-                       ("moons_nll", lambda: bench_moons_nll(s["moons"]))))
+    run_sections(
+        res,
+        (
+            ("realnvp_speed", lambda: bench_realnvp_speed(s["speed"])),
+            ("planar_heldout", lambda: bench_planar(s["planar"], s["moons"])),
+            ("moons_nll", lambda: bench_moons_nll(s["moons"])),
+        ),
+    )
     res["wall_time_s"] = time.perf_counter() - t0
     res["environment"]["load_average_at_end"] = list(os.getloadavg())
     speed_met = {k: v["met"] for k, v in res["realnvp_speed"]["timings"].items()}
@@ -358,8 +441,9 @@ def main(argv=None) -> dict:
         "moons_nll_met": res["moons_nll"]["met"],
         "planar_met": res["planar_heldout"]["pyro_flows"]["met"],
         "param_counts_equal": res["realnvp_speed"]["param_counts_equal"] and res["moons_nll"]["param_counts_equal"],
-        "all_targets_met": bool(all(speed_met.values()) and res["moons_nll"]["met"]
-                                and res["planar_heldout"]["pyro_flows"]["met"]),
+        "all_targets_met": bool(
+            all(speed_met.values()) and res["moons_nll"]["met"] and res["planar_heldout"]["pyro_flows"]["met"]
+        ),
     }
     stem = args.name or ("foundation_cpu_quick" if args.quick else "foundation_cpu")
     path = write_results(args.out, stem, res, markdown(res))

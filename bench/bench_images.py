@@ -21,11 +21,20 @@ import argparse
 import time
 
 import torch
+from common import (
+    HERE,
+    count_params,
+    environment,
+    git_label,
+    plain_settings,
+    sample_op,
+    train_step_op,
+    wall_timer,
+    write_results,
+)
+from train_mnist import build  # one definition of the MNIST models
 
 import pyro_flows as pf
-from common import (HERE, count_params, environment, git_label, plain_settings, sample_op, train_step_op,
-                    wall_timer, write_results)
-from train_mnist import build  # one definition of the MNIST models
 
 SHAPE = pf.data.MNIST_SHAPE
 
@@ -61,19 +70,21 @@ def conv1x1_speed(channels, batch, device, run) -> dict:
         t = pf.InvertibleConv1x1((channels, 14, 14), lu=lu, weight=weight).to(device)
         params = list(t.parameters())
 
-        def fwd():
+        def fwd(t=t):
             with torch.no_grad():
                 t.forward_and_log_det(x)
 
-        def inv():
+        def inv(t=t):
             with torch.no_grad():
                 t.inverse_and_log_det(x)
 
-        def fwd_bwd():
+        def fwd_bwd(t=t, params=params):
             y, ld = t.forward_and_log_det(x)
             torch.autograd.grad(y.square().sum() - ld.sum(), params)
 
-        out[form] = {k: 1e3 * run(f) for k, f in (("forward_ms", fwd), ("inverse_ms", inv), ("forward_backward_ms", fwd_bwd))}
+        out[form] = {
+            k: 1e3 * run(f) for k, f in (("forward_ms", fwd), ("inverse_ms", inv), ("forward_backward_ms", fwd_bwd))
+        }
     return out
 
 
@@ -106,7 +117,9 @@ def markdown(res) -> str:
     ]
     for c, forms in res["conv1x1"].items():
         for form, r in forms.items():
-            lines.append(f"| {c} | {form} | {r['forward_ms']:.3f} | {r['inverse_ms']:.3f} | {r['forward_backward_ms']:.3f} |")
+            lines.append(
+                f"| {c} | {form} | {r['forward_ms']:.3f} | {r['inverse_ms']:.3f} | {r['forward_backward_ms']:.3f} |"
+            )
     lines += ["", f"Wall time of the whole run: {res['wall_time_s']:.0f} s.", ""]
     return "\n".join(lines)
 
@@ -129,15 +142,20 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     torch.manual_seed(0)
     models = {}
-    for name, model, extra in (("realnvp", "realnvp", {}), ("glow (LU 1x1 conv)", "glow", {}),
-                               ("glow (plain 1x1 conv)", "glow", {"lu": False})):
+    for name, model, extra in (
+        ("realnvp", "realnvp", {}),
+        ("glow (LU 1x1 conv)", "glow", {}),
+        ("glow (plain 1x1 conv)", "glow", {"lu": False}),
+    ):
         flow, _, kw = build(model, args.quick, extra)
         print(f"[{name}] {kw}", flush=True)
         r = model_speed(name, flow, batch, device, run)
         r["settings"] = plain_settings(kw)
         models[name] = r
-        print(f"  train {r['train_images_per_s']:.1f} images/s, sample {r['sample_images_per_s']:.1f} images/s",
-              flush=True)
+        print(
+            f"  train {r['train_images_per_s']:.1f} images/s, sample {r['sample_images_per_s']:.1f} images/s",
+            flush=True,
+        )
     conv = {str(c): conv1x1_speed(c, batch, device, run) for c in ((4,) if args.quick else (4, 16, 64))}
     res = {
         "environment": environment(quick=args.quick, device=device),

@@ -71,6 +71,7 @@ def cpu_model() -> str:
 
 def git_state() -> dict:
     """``{"commit": full hash, "dirty": bool}`` of the checkout holding ``bench/`` (``None``s without git)."""
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True, timeout=10).stdout.strip()
 
@@ -121,10 +122,12 @@ def environment_line(env: dict, wall_time_s: float, *, with_git: bool = False) -
     """The report line under a title: command, date, versions, threads, CPU, mode, wall time, load average
     (``env["load_average_at_end"]`` must be set), and with ``with_git`` the git state."""
     git = f", git {git_label(env['git'])}" if with_git else ""
-    return (f"`{env['command']}` — {env['date_utc']}, torch {env['torch']}, pyro {env['pyro']}, "
-            f"{env['torch_num_threads']} thread(s), {env['cpu_model']} ({env['cpu_count']} cores), mode {env['mode']}, "
-            f"wall {wall_time_s:.0f} s, load average {env['load_average_at_start'][0]:.1f} at start / "
-            f"{env['load_average_at_end'][0]:.1f} at end{git}.")
+    return (
+        f"`{env['command']}` — {env['date_utc']}, torch {env['torch']}, pyro {env['pyro']}, "
+        f"{env['torch_num_threads']} thread(s), {env['cpu_model']} ({env['cpu_count']} cores), mode {env['mode']}, "
+        f"wall {wall_time_s:.0f} s, load average {env['load_average_at_start'][0]:.1f} at start / "
+        f"{env['load_average_at_end'][0]:.1f} at end{git}."
+    )
 
 
 # ---------------------------------------------------------------------------------------------- models, data
@@ -152,8 +155,9 @@ def correlated_gaussian(dim: int, batch: int, seed: int, *, num_batches: int = 8
 
 
 #: The two moons of every benchmark (:func:`moons_split`), as the results record them.
-MOONS_DATA = ("pf.data.load('moons'): make_moons(noise=0.1), standardized by pf.data's fixed map "
-              "(x - (0.5, 0.25)) / 0.712")
+MOONS_DATA = (
+    "pf.data.load('moons'): make_moons(noise=0.1), standardized by pf.data's fixed map (x - (0.5, 0.25)) / 0.712"
+)
 
 
 def moons_split(cfg: dict, seed: int):
@@ -173,16 +177,19 @@ def quantiles(xs):
 def stats(xs) -> dict:
     """Median, quartiles and IQR of ``xs`` (seconds) in milliseconds, and the number of samples."""
     q1, med, q3 = quantiles(xs)
-    return {"median_ms": med * 1e3, "q1_ms": q1 * 1e3, "q3_ms": q3 * 1e3, "iqr_ms": (q3 - q1) * 1e3,
-            "n": len(xs)}
+    return {"median_ms": med * 1e3, "q1_ms": q1 * 1e3, "q3_ms": q3 * 1e3, "iqr_ms": (q3 - q1) * 1e3, "n": len(xs)}
 
 
 def pair_ratio(samples: dict, a: str = "pyro", b: str = "pyro_flows") -> dict:
     """For one clock's samples (name -> seconds): ``ratio`` = a's median / b's median, and the quartiles of the
     per-repeat ratios a / b (``paired_ratio_*``), which show how much of the difference is noise."""
     pq1, pmed, pq3 = quantiles([x / y for x, y in zip(samples[a], samples[b])])
-    return {"ratio": float(np.median(samples[a]) / np.median(samples[b])),
-            "paired_ratio_median": pmed, "paired_ratio_q1": pq1, "paired_ratio_q3": pq3}
+    return {
+        "ratio": float(np.median(samples[a]) / np.median(samples[b])),
+        "paired_ratio_median": pmed,
+        "paired_ratio_q1": pq1,
+        "paired_ratio_q3": pq3,
+    }
 
 
 def synchronize(device) -> None:
@@ -233,7 +240,7 @@ class Timer:
         gc.disable()
         try:
             for r in range(max(repeats.values())):
-                for n in (names if r % 2 == 0 else names[::-1]):
+                for n in names if r % 2 == 0 else names[::-1]:
                     if r >= repeats[n]:
                         continue
                     fn, k = fns[n], number[n]
@@ -248,8 +255,7 @@ class Timer:
         finally:
             if gc_was:
                 gc.enable()
-        return {"samples": samples, "number": shared if same_number else number, "warmup": warmup,
-                "repeats": repeats}
+        return {"samples": samples, "number": shared if same_number else number, "warmup": warmup, "repeats": repeats}
 
     def run(self, fns: dict, *, pair: tuple | None = None, **kwargs) -> dict:
         """:meth:`measure`, then :func:`summary_by_callable`; with ``pair=(a, b)`` also a / b's ratios."""
@@ -266,8 +272,11 @@ def summary_by_callable(timing: dict, primary: str, *, pair: tuple | None = None
     samples = timing["samples"]
     out = {"clock": primary, "calls_per_sample": timing["number"], "warmup": timing["warmup"]}
     for n, xs in samples[primary].items():
-        out[n] = {**stats(xs), "wall_median_ms": stats(samples["wall"][n])["median_ms"],
-                  "cpu_median_ms": stats(samples["cpu"][n])["median_ms"]}
+        out[n] = {
+            **stats(xs),
+            "wall_median_ms": stats(samples["wall"][n])["median_ms"],
+            "cpu_median_ms": stats(samples["cpu"][n])["median_ms"],
+        }
     out["samples_ms"] = {n: [x * 1e3 for x in xs] for n, xs in samples[primary].items()}
     if pair:
         out.update(pair_ratio(samples[primary], *pair))
@@ -293,6 +302,7 @@ def summary_by_clock(timing: dict, primary: str, a: str = "pyro", b: str = "pyro
 def wall_timer(device, repeats: int, *, warmup: int = 2, reduce=statistics.median):
     """``run(fn)``: ``warmup`` calls, then ``reduce`` (median, or ``min`` for the best) of ``repeats`` wall-clock
     times in seconds, the device synchronised after every call."""
+
     def run(fn):
         for _ in range(warmup):
             fn()
@@ -320,14 +330,17 @@ def log_prob_op(d, x, *, grad: bool = False):
     def fn():
         with torch.no_grad():
             return d.log_prob(x.clone())
+
     return fn
 
 
 def sample_op(d, n: int):
     """``d.sample((n,))`` under ``no_grad``."""
+
     def fn():
         with torch.no_grad():
             return d.sample(torch.Size([n]))
+
     return fn
 
 
@@ -353,19 +366,41 @@ def fit_and_score(d, split, cfg: dict, seed: int) -> dict:
     with the same ``seed`` and data see the same minibatches), and scores the kept (best-validation) parameters
     with :func:`pf.nll`. Returns the best-validation step and NLL, test and train NLL there, the validation NLL
     at the last evaluation (how far it drifted: overfitting), steps run, wall time and the learning curve."""
-    r = pf.fit(d, split.train, split.valid, steps=cfg["steps"], batch_size=cfg["batch"], lr=cfg["lr"],
-               eval_every=cfg["eval_every"], patience=cfg["patience"], seed=seed, progress=False)
-    return {"best_valid_step": r.best_step, "best_valid_nll": r.best_valid,
-            "test_nll_at_best_valid": pf.nll(d, split.test), "train_nll_at_best_valid": pf.nll(d, split.train),
-            "last_valid_nll": r.history.valid_nll[-1], "steps_run": r.steps_run, "stopped_early": r.stopped_early,
-            "fit_wall_s": r.wall_time, "curve": r.history.as_dict()}
+    r = pf.fit(
+        d,
+        split.train,
+        split.valid,
+        steps=cfg["steps"],
+        batch_size=cfg["batch"],
+        lr=cfg["lr"],
+        eval_every=cfg["eval_every"],
+        patience=cfg["patience"],
+        seed=seed,
+        progress=False,
+    )
+    return {
+        "best_valid_step": r.best_step,
+        "best_valid_nll": r.best_valid,
+        "test_nll_at_best_valid": pf.nll(d, split.test),
+        "train_nll_at_best_valid": pf.nll(d, split.train),
+        "last_valid_nll": r.history.valid_nll[-1],
+        "steps_run": r.steps_run,
+        "stopped_early": r.stopped_early,
+        "fit_wall_s": r.wall_time,
+        "curve": r.history.as_dict(),
+    }
 
 
 def fit_config(cfg: dict) -> dict:
     """The :func:`fit_and_score` settings of ``cfg``, as the results record them."""
-    return {"steps": cfg["steps"], "batch": cfg["batch"], "optimizer": f"Adam(lr={cfg['lr']})",
-            "eval_every": cfg["eval_every"], "patience": cfg["patience"],
-            "training": "pf.fit (early stopping on validation, best-validation parameters kept), scored by pf.nll"}
+    return {
+        "steps": cfg["steps"],
+        "batch": cfg["batch"],
+        "optimizer": f"Adam(lr={cfg['lr']})",
+        "eval_every": cfg["eval_every"],
+        "patience": cfg["patience"],
+        "training": "pf.fit (early stopping on validation, best-validation parameters kept), scored by pf.nll",
+    }
 
 
 def moons_nll(cfg: dict, make, hidden_dims) -> dict:
@@ -383,9 +418,17 @@ def moons_nll(cfg: dict, make, hidden_dims) -> dict:
     mean = {n: float(np.mean(v)) for n, v in tests.items()}
     std = {n: float(np.std(v)) for n, v in tests.items()}
     return {
-        "config": {"data": MOONS_DATA, "n_train": cfg["n_train"], "n_valid": cfg["n_valid"],
-                   "n_test": cfg["n_test"], "num_layers": cfg["num_layers"], "hidden_dims": list(hidden_dims),
-                   **fit_config(cfg), "seeds": list(cfg["seeds"]), "same_minibatches": True},
+        "config": {
+            "data": MOONS_DATA,
+            "n_train": cfg["n_train"],
+            "n_valid": cfg["n_valid"],
+            "n_test": cfg["n_test"],
+            "num_layers": cfg["num_layers"],
+            "hidden_dims": list(hidden_dims),
+            **fit_config(cfg),
+            "seeds": list(cfg["seeds"]),
+            "same_minibatches": True,
+        },
         "param_counts": counts,
         "param_counts_equal": counts["pyro"] == counts["pyro_flows"],
         "per_seed": per_seed,
@@ -400,11 +443,12 @@ def moons_table(mo: dict) -> list:
     """Markdown lines of a :func:`moons_nll` result: test NLL per seed and mean ± std, both libraries."""
     lines = ["| seed | Pyro test NLL | pyro_flows test NLL |", "|---|---|---|"]
     for r in mo["per_seed"]:
-        lines.append(f"| {r['seed']} | {r['pyro']['test_nll_at_best_valid']:.4f} | "
-                     f"{r['pyro_flows']['test_nll_at_best_valid']:.4f} |")
+        lines.append(
+            f"| {r['seed']} | {r['pyro']['test_nll_at_best_valid']:.4f} | "
+            f"{r['pyro_flows']['test_nll_at_best_valid']:.4f} |"
+        )
     m, s = mo["test_nll_mean"], mo["test_nll_std"]
-    lines.append(f"| mean ± std | {m['pyro']:.4f} ± {s['pyro']:.4f} | "
-                 f"{m['pyro_flows']:.4f} ± {s['pyro_flows']:.4f} |")
+    lines.append(f"| mean ± std | {m['pyro']:.4f} ± {s['pyro']:.4f} | {m['pyro_flows']:.4f} ± {s['pyro_flows']:.4f} |")
     return lines
 
 
@@ -414,10 +458,14 @@ def bench_parser(description: str, *, quick_help: str, name_help: str) -> argpar
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--out", type=Path, default=HERE / "results", help="folder for the JSON and markdown results")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch.set_num_threads (default 1: on a small shared machine a second intra-op thread "
-                        "that has to wait for a busy core makes every op milliseconds slower; see "
-                        "bench/README.md, 'Threads')")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads (default 1: on a small shared machine a second intra-op thread "
+        "that has to wait for a busy core makes every op milliseconds slower; see "
+        "bench/README.md, 'Threads')",
+    )
     p.add_argument("--name", default=None, help=name_help)
     return p
 

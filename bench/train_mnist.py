@@ -31,9 +31,9 @@ import math
 from pathlib import Path
 
 import torch
+from common import HERE, count_params, environment, plain_settings, wall_timer
 
 import pyro_flows as pf
-from common import HERE, count_params, environment, plain_settings, wall_timer
 from pyro_flows import plots
 
 # Full settings per model; --quick shrinks them (see QUICK).
@@ -120,9 +120,18 @@ def main(argv=None) -> dict:
 
     steps = 20 if args.quick else None
     result = pf.fit(
-        d, train, valid, steps=steps, batch_size=batch_size, lr=lr, patience=None,
-        eval_every=20 if args.quick else args.eval_every, eval_batch_size=500, seed=args.seed,
-        preprocess=pf.data.dequantize, max_seconds=None if args.quick else 60 * args.minutes,
+        d,
+        train,
+        valid,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        patience=None,
+        eval_every=20 if args.quick else args.eval_every,
+        eval_batch_size=500,
+        seed=args.seed,
+        preprocess=pf.data.dequantize,
+        max_seconds=None if args.quick else 60 * args.minutes,
         progress=not args.quick,
     )
     dims = math.prod(shape)
@@ -134,18 +143,31 @@ def main(argv=None) -> dict:
     with torch.no_grad():
         torch.manual_seed(args.seed)
         samples = d.sample((64,)).cpu()
-    plots.plot_images(samples, out / "samples.png", image_shape=(28, 28),
-                      title=f"{args.model}: samples after {result.steps_run} steps")
+    plots.plot_images(
+        samples,
+        out / "samples.png",
+        image_shape=(28, 28),
+        title=f"{args.model}: samples after {result.steps_run} steps",
+    )
     plots.plot_history(result.history, out / "history.png", title=f"{args.model} on MNIST (nats per image)")
     speed = throughput(d, batch_size if not args.quick else 4, shape, device)
 
     metrics = {
         "model": args.model,
         "environment": environment(quick=args.quick, device=device),
-        "settings": {"model_kwargs": plain_settings(kw),
-                     "lam": settings["lam"], "batch_size": batch_size, "lr": lr, "minutes": args.minutes,
-                     "quick": args.quick, "seed": args.seed, "eval_every": args.eval_every,
-                     "n_train": len(train), "n_valid": len(valid), "n_test": len(test)},
+        "settings": {
+            "model_kwargs": plain_settings(kw),
+            "lam": settings["lam"],
+            "batch_size": batch_size,
+            "lr": lr,
+            "minutes": args.minutes,
+            "quick": args.quick,
+            "seed": args.seed,
+            "eval_every": args.eval_every,
+            "n_train": len(train),
+            "n_valid": len(valid),
+            "n_test": len(test),
+        },
         "parameters": n_params,
         "steps": result.steps_run,
         "epochs": result.steps_run * batch_size / len(train),

@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import copy
 import weakref
-from typing import Optional, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from pyro.distributions.conditional import ConditionalTransform
@@ -53,10 +54,17 @@ from pyro.distributions.torch_transform import ComposeTransformModule, Transform
 from torch.distributions import constraints
 
 from . import state
-from .validation import check_tensor, event_shape as _event_shape, optional_positive_int
+from .validation import check_tensor, optional_positive_int
+from .validation import event_shape as _event_shape
 
 __all__ = [
-    "FlowLike", "Flow", "Inverse", "Compose", "FAST", "as_event_shape", "check_input",
+    "FlowLike",
+    "Flow",
+    "Inverse",
+    "Compose",
+    "FAST",
+    "as_event_shape",
+    "check_input",
     "sum_rightmost",
 ]
 
@@ -74,7 +82,7 @@ def sum_rightmost(value: Tensor, dims: int) -> Tensor:
     return value.sum(tuple(range(-dims, 0))) if dims > 0 else value
 
 
-def _dtype_of(module: torch.nn.Module) -> Optional[torch.dtype]:
+def _dtype_of(module: Any) -> torch.dtype | None:
     """The dtype of a module's first floating parameter or buffer (None when it has none)."""
     for t in state.module_tensors(module):
         if t.is_floating_point():
@@ -149,31 +157,37 @@ class FlowLike:
     """
 
     bijective = True
+    # what each kind has, as attributes or properties
+    event_shape: Any
+    context_dim: Any
+    fast: Any
+    sign: Any
+    _cache_size: int
 
     # --- what each kind provides ------------------------------------------------------------------------
-    def _forward_and_log_det(self, x: Tensor, context: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    def _forward_and_log_det(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
-    def _inverse_and_log_det(self, y: Tensor, context: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+    def _inverse_and_log_det(self, y: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
         raise NotImplementedError(f"{type(self).__name__} has no inverse.")
 
-    def condition(self, context: Tensor) -> "FlowLike":
+    def condition(self, context: Tensor) -> FlowLike:
         """Binds ``context``: a transform (module) with this one's maths and parameters and the context bound;
         an unconditional transform returns itself, and a bound view binds anew."""
         raise NotImplementedError
 
     @property
-    def bound_context(self) -> Optional[Tensor]:
+    def bound_context(self) -> Tensor | None:
         """The context bound into this transform by ``condition`` (``None`` for other transforms)."""
         return None
 
     # --- validation, in one place -------------------------------------------------------------------------
     @property
-    def dtype(self) -> Optional[torch.dtype]:
+    def dtype(self) -> torch.dtype | None:
         """The dtype of the parameters and buffers (``None`` for a transform without floating state)."""
         return _dtype_of(self)
 
-    def check_context(self, context: Optional[Tensor]) -> Optional[Tensor]:
+    def check_context(self, context: Tensor | None) -> Tensor | None:
         """Validates a context on its own (given exactly when the transform is conditional, its width and
         dtype) and returns it."""
         name = type(self).__name__
@@ -189,12 +203,13 @@ class FlowLike:
         check_tensor(context, (self.context_dim,), what="context", owner=name, dtype=self.dtype)
         return context
 
-    def check_args(self, value: Tensor, context: Optional[Tensor], *, what: str = "input") -> None:
+    def check_args(self, value: Tensor, context: Tensor | None, *, what: str = "input") -> None:
         """Raises ``TypeError``/``ValueError`` naming what was expected unless ``value`` (and ``context``) can
         be given to this transform; see the module docstring."""
         name = type(self).__name__
         check_tensor(value, self.event_shape, what=what, owner=name, dtype=self.dtype)
-        if self.check_context(context) is None:
+        context = self.check_context(context)
+        if context is None:
             return
         batch = value.shape[: value.dim() - len(self.event_shape)]
         try:
@@ -205,12 +220,12 @@ class FlowLike:
                 f"a context of shape {tuple(context.shape)}"
             ) from None
 
-    def forward_and_log_det(self, x: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def forward_and_log_det(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Returns ``(y, log|det dy/dx|)``; the log-det has the batch shape of ``x`` (and the context)."""
         self.check_args(x, context)
         return self._forward_and_log_det(x, context)
 
-    def inverse_and_log_det(self, y: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def inverse_and_log_det(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Returns ``(x, log|det dy/dx|)``, ``x`` the preimage of ``y`` (the log-det of the FORWARD map)."""
         self.check_args(y, context, what="input to the inverse")
         return self._inverse_and_log_det(y, context)
@@ -233,7 +248,7 @@ class FlowLike:
         return len(self.event_shape)
 
     @property
-    def inv(self) -> "Inverse":
+    def inv(self) -> Inverse:
         inverse = self.__dict__.get("_inverse_module")
         return inverse if inverse is not None else Inverse(self)
 
@@ -242,7 +257,7 @@ class _Cached(FlowLike):
     """torch's interface with the multi-entry cache, over ``_fwd``/``_bwd`` (Flow and the bound view)."""
 
     @property
-    def _flow(self) -> "Flow":
+    def _flow(self) -> Any:
         """The flow whose parameters the cached values depend on."""
         return self
 
@@ -323,7 +338,7 @@ class Flow(_Cached, TransformModule, ConditionalTransform):
     #: The sign of the Jacobian determinant.
     sign = 1
 
-    def __init__(self, *, event_shape: Sequence[int], context_dim: Optional[int] = None, cache_size: int = 1):
+    def __init__(self, *, event_shape: Sequence[int], context_dim: int | None = None, cache_size: int = 1):
         if cache_size not in (0, 1):
             raise ValueError(f"cache_size must be 0 or 1, got {cache_size!r}")
         shape = _event_shape(event_shape, name=f"{type(self).__name__}'s input_dim")
@@ -352,7 +367,9 @@ class Flow(_Cached, TransformModule, ConditionalTransform):
         """
         if self.context_dim is None:
             return self
-        return _Conditioned(self, self.check_context(context))
+        bound = self.check_context(context)
+        assert bound is not None  # a conditional flow's check_context refuses None
+        return _Conditioned(self, bound)
 
     def __getstate__(self):
         state_ = super().__getstate__()
@@ -497,8 +514,9 @@ class Inverse(FlowLike, TransformModule, ConditionalTransform):
     def _inv_call(self, x: Tensor) -> Tensor:
         return self.transform(x)
 
-    def log_abs_det_jacobian(self, y: Tensor, x: Tensor) -> Tensor:
-        return -self.transform.log_abs_det_jacobian(x, y)
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        """This map's log-det at its input ``x`` (a ``y`` of the transform) and output ``y``."""
+        return -self.transform.log_abs_det_jacobian(y, x)
 
     def _forward_and_log_det(self, y: Tensor, context):
         x, ld = self.transform._inverse_and_log_det(y, context)
@@ -541,7 +559,7 @@ class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
         (torch.Size([5, 3]), torch.Size([5]))
     """
 
-    def __init__(self, parts: Sequence, *, cache_size: int = 1, _context: Optional[Tensor] = None):
+    def __init__(self, parts: Sequence, *, cache_size: int = 1, _context: Tensor | None = None):
         if isinstance(parts, torch.distributions.Transform) or not isinstance(parts, (list, tuple)):
             raise TypeError(f"Compose takes a list of transforms, got {type(parts).__name__}")
         parts = list(parts)
@@ -557,8 +575,10 @@ class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
             raise ValueError(f"cache_size must be 0 or 1, got {cache_size!r}")
         super().__init__(parts, cache_size=cache_size)
         self.parts = parts  # pyro_flows parts cache already; others keep what they were given
-        self.event_shape = torch.Size(shapes.pop()) if shapes else None
-        dims = {getattr(p, "context_dim", None) for p in parts} - {None}
+        if not shapes:
+            raise ValueError("Compose needs at least one part with an event_shape (a pyro_flows transform)")
+        self.event_shape = torch.Size(shapes.pop())
+        dims = {d for d in (getattr(p, "context_dim", None) for p in parts) if d is not None}
         if len(dims) > 1:
             raise ValueError(f"Compose parts must share one context_dim, got {sorted(dims)}")
         self.context_dim = dims.pop() if dims else None
@@ -614,16 +634,19 @@ class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
             return self
         if not isinstance(context, torch.Tensor):
             raise TypeError(f"Compose.condition expected a context tensor, got {type(context).__name__}")
-        parts = [p.condition(context) if isinstance(p, ConditionalTransform)
-                 or (isinstance(p, FlowLike) and p.bound_context is not None) else p for p in self.parts]
+        parts = [
+            p.condition(context)
+            if isinstance(p, ConditionalTransform) or (isinstance(p, FlowLike) and p.bound_context is not None)
+            else p
+            for p in self.parts
+        ]
         return Compose(parts, _context=context)  # a bound chain binds anew
 
     def with_cache(self, cache_size: int = 1):
         """A chain whose parts have another cache size (views sharing the parameters)."""
         if cache_size == self._cache_size:
             return self
-        return Compose([p.with_cache(cache_size) for p in self.parts], cache_size=cache_size,
-                       _context=self._context)
+        return Compose([p.with_cache(cache_size) for p in self.parts], cache_size=cache_size, _context=self._context)
 
     def clear_cache(self) -> None:
         for part in self.parts:

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import math
+import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
@@ -62,8 +62,14 @@ def _factories() -> dict[str, Callable]:
     """``--flow`` name -> factory; imported here so this module loads without the flows."""
     from . import flows
 
-    return {"planar": flows.planar, "radial": flows.radial, "nice": flows.nice,
-            "realnvp": flows.realnvp, "maf": flows.maf, "iaf": flows.iaf}
+    return {
+        "planar": flows.planar,
+        "radial": flows.radial,
+        "nice": flows.nice,
+        "realnvp": flows.realnvp,
+        "maf": flows.maf,
+        "iaf": flows.iaf,
+    }
 
 
 def build_flow(name: str, input_dim: int, *, layers: int | None = None, hidden: int | None = None):
@@ -91,7 +97,7 @@ def build_flow(name: str, input_dim: int, *, layers: int | None = None, hidden: 
     factories = _factories()
     if name not in factories:
         raise ValueError(f"unknown flow {name!r}; valid names are: {', '.join(FLOWS)}")
-    options = {}
+    options: dict[str, object] = {}
     if layers is not None:
         options["num_layers"] = layers
     if hidden is not None:
@@ -134,39 +140,62 @@ def make_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser(
         "fit",
         help="train a flow by maximum likelihood and write metrics, plots and weights",
-        description="Train a flow by maximum likelihood and write metrics.json, PNG plots "
-        "and model.pt into --out.",
+        description="Train a flow by maximum likelihood and write metrics.json, PNG plots and model.pt into --out.",
     )
     add = fit.add_argument
     add("--flow", choices=FLOWS, default="realnvp", help="flow family (default: %(default)s)")
-    add("--data", choices=datasets.DATASETS, default="moons",
-        help="data set (default: %(default)s)")
-    add("--out", type=Path, default=None, metavar="DIR",
-        help="output folder (default: runs/FLOW-DATA)")
-    add("--steps", type=_positive_int, default=800, metavar="N",
-        help="maximum optimizer steps (default: %(default)s)")
-    add("--batch-size", type=_positive_int, default=256, metavar="B",
-        help="minibatch size (default: %(default)s)")
+    add("--data", choices=datasets.DATASETS, default="moons", help="data set (default: %(default)s)")
+    add("--out", type=Path, default=None, metavar="DIR", help="output folder (default: runs/FLOW-DATA)")
+    add("--steps", type=_positive_int, default=800, metavar="N", help="maximum optimizer steps (default: %(default)s)")
+    add("--batch-size", type=_positive_int, default=256, metavar="B", help="minibatch size (default: %(default)s)")
     add("--lr", type=_positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    add("--layers", type=_positive_int, default=None, metavar="K",
-        help="number of layers (default: the factory's)")
-    add("--hidden", type=_positive_int, default=None, metavar="H",
+    add("--layers", type=_positive_int, default=None, metavar="K", help="number of layers (default: the factory's)")
+    add(
+        "--hidden",
+        type=_positive_int,
+        default=None,
+        metavar="H",
         help="width of the two hidden layers, nice/realnvp/maf/iaf only (default: 128, wider than the factories' "
-             "input-sized default, for a better density in the main job's 800 steps)")
-    add("--eval-every", type=_positive_int, default=100, metavar="N",
-        help="steps between validation evaluations (default: %(default)s)")
-    add("--patience", type=_positive_int, default=10, metavar="N",
-        help="evaluations without improvement before stopping (default: %(default)s)")
-    add("--n-train", type=_positive_int, default=None, metavar="N",
-        help="training points for toy data (default: 10000); valid and test get N/5 each")
-    add("--clip-grad", type=_positive_float, default=None, metavar="NORM",
-        help="clip the total gradient norm to NORM (default: no clipping)")
+        "input-sized default, for a better density in the main job's 800 steps)",
+    )
+    add(
+        "--eval-every",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="steps between validation evaluations (default: %(default)s)",
+    )
+    add(
+        "--patience",
+        type=_positive_int,
+        default=10,
+        metavar="N",
+        help="evaluations without improvement before stopping (default: %(default)s)",
+    )
+    add(
+        "--n-train",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="training points for toy data (default: 10000); valid and test get N/5 each",
+    )
+    add(
+        "--clip-grad",
+        type=_positive_float,
+        default=None,
+        metavar="NORM",
+        help="clip the total gradient norm to NORM (default: no clipping)",
+    )
     add("--seed", type=_non_negative_int, default=0, help="random seed (default: %(default)s)")
-    add("--device", choices=("cpu", "cuda"), default="cpu",
-        help="torch device (default: %(default)s)")
-    add("--threads", type=_positive_int, default=1, metavar="N",
+    add("--device", choices=("cpu", "cuda"), default="cpu", help="torch device (default: %(default)s)")
+    add(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        metavar="N",
         help="CPU threads for torch during the run (default: %(default)s; one thread avoids "
-        "the large slowdowns of multi-threaded small matrix products on a busy machine)")
+        "the large slowdowns of multi-threaded small matrix products on a busy machine)",
+    )
     add("--no-progress", action="store_true", help="hide the progress bar")
     add("--quiet", action="store_true", help="print nothing on success")
     return parser
@@ -180,8 +209,12 @@ def _versions() -> dict[str, str]:
 
     from . import __version__
 
-    return {"pyro_flows": __version__, "torch": torch.__version__, "pyro": pyro.__version__,
-            "python": platform.python_version()}
+    return {
+        "pyro_flows": __version__,
+        "torch": torch.__version__,
+        "pyro": pyro.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _device(name: str) -> torch.device:
@@ -195,8 +228,7 @@ def _load(args: argparse.Namespace) -> datasets.Split:
         sizes = {} if args.n_train is None else {"n_train": args.n_train}
         return datasets.load(args.data, seed=args.seed, **sizes)
     n_eval = max(1, args.n_train // 5)
-    return datasets.load(args.data, n_train=args.n_train, n_valid=n_eval, n_test=n_eval,
-                         seed=args.seed)
+    return datasets.load(args.data, n_train=args.n_train, n_valid=n_eval, n_test=n_eval, seed=args.seed)
 
 
 def _nll_metrics(distribution, split: datasets.Split, name: str) -> dict[str, dict[str, float]]:
@@ -220,8 +252,7 @@ def _plots(distribution, split: datasets.Split, result, args, out: Path) -> list
             samples = distribution.sample((_DIGITS_SAMPLES,))
         paths.append(plots.plot_digits(samples, out / "samples.png", title=f"{label}: samples"))
     else:
-        paths.append(plots.plot_density_2d(distribution, split.train, out / "density.png",
-                                           title=label))
+        paths.append(plots.plot_density_2d(distribution, split.train, out / "density.png", title=label))
     return paths
 
 
@@ -242,14 +273,26 @@ def run_fit(args: argparse.Namespace) -> dict:
     cuda = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):  # seeded, leaving the caller's RNG alone
         torch.manual_seed(args.seed)
-        flow = build_flow(args.flow, split.train.shape[1], layers=args.layers,
-                          hidden=_MAIN_JOB_HIDDEN if args.hidden is None and args.flow in _HIDDEN_FLOWS
-                          else args.hidden).to(device)
+        flow = build_flow(
+            args.flow,
+            split.train.shape[1],
+            layers=args.layers,
+            hidden=_MAIN_JOB_HIDDEN if args.hidden is None and args.flow in _HIDDEN_FLOWS else args.hidden,
+        ).to(device)
         distribution = flow_distribution(flow)
-        result = fit(distribution, split.train, split.valid, steps=args.steps,
-                     batch_size=args.batch_size, lr=args.lr, clip_grad=args.clip_grad,
-                     patience=args.patience,
-                     eval_every=args.eval_every, seed=args.seed, progress=not args.no_progress)
+        result = fit(
+            distribution,
+            split.train,
+            split.valid,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            clip_grad=args.clip_grad,
+            patience=args.patience,
+            eval_every=args.eval_every,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
         metrics = _metrics(args, split, distribution, flow, result)
         out.mkdir(parents=True, exist_ok=True)
         torch.save(flow.state_dict(), out / "model.pt")
@@ -283,20 +326,20 @@ def _metrics(args, split, distribution, flow, result) -> dict:
         "best_step": result.best_step,
         "stopped_early": result.stopped_early,
         "history": result.history.as_dict(),
-        "args": {key: str(value) if isinstance(value, Path) else value
-                 for key, value in vars(args).items()},
+        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "versions": _versions(),
     }
 
 
 def _report(metrics: dict) -> str:
     nll = metrics["nll"]
-    line = (f"{metrics['flow']} on {metrics['data']}: test NLL {nll['test']:.4f} nats "
-            f"({metrics['nll_per_dim']['test']:.4f} per dim)")
+    line = (
+        f"{metrics['flow']} on {metrics['data']}: test NLL {nll['test']:.4f} nats "
+        f"({metrics['nll_per_dim']['test']:.4f} per dim)"
+    )
     if "bits_per_dim" in metrics:
         line += f", {metrics['bits_per_dim']['test']:.4f} bits/dim"
-    line += (f"; {metrics['steps_run']} steps (best {metrics['best_step']}) in "
-             f"{metrics['wall_time_s']:.1f} s")
+    line += f"; {metrics['steps_run']} steps (best {metrics['best_step']}) in {metrics['wall_time_s']:.1f} s"
     return line + f"\nwrote {metrics['out']}/ (metrics.json, model.pt, *.png)"
 
 

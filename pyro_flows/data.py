@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -476,15 +477,8 @@ def load(
     if name == "digits":
         given = [key for key, value in sizes.items() if value is not None]
         if given:
-            raise ValueError(
-                f"{', '.join(given)} cannot be set for 'digits': its split is fixed at 70/15/15"
-            )
+            raise ValueError(f"{', '.join(given)} cannot be set for 'digits': its split is fixed at 70/15/15")
         return digits(seed=seed)
     defaults = {"n_train": 10_000, "n_valid": 2_000, "n_test": 2_000}
-    counts = [
-        _check_int(key, defaults[key] if value is None else value, minimum=1)
-        for key, value in sizes.items()
-    ]
-    return Split(
-        *(toy2d(name, count, seed=_child_seed(seed, i)) for i, count in enumerate(counts))
-    )
+    counts = [_check_int(key, defaults[key] if value is None else value, minimum=1) for key, value in sizes.items()]
+    return Split(*(toy2d(name, count, seed=_child_seed(seed, i)) for i, count in enumerate(counts)))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from collections.abc import Callable
+from typing import cast
 
 import pyro.distributions as dist
 import torch
@@ -23,7 +24,7 @@ def _check_value(d, value) -> None:
         raise TypeError(f"log_prob expected a torch.Tensor of shape {expected}, got {type(value).__name__}")
     if not value.is_floating_point():
         raise TypeError(f"log_prob expected a floating-point tensor, got dtype {value.dtype}")
-    if value.dim() < len(shape) or tuple(value.shape[value.dim() - len(shape):]) != shape:
+    if value.dim() < len(shape) or tuple(value.shape[value.dim() - len(shape) :]) != shape:
         raise ValueError(f"log_prob expected a value of shape {expected}, got {tuple(value.shape)}")
     if not bool(torch.isfinite(value).all()):
         bad = (~torch.isfinite(value)).flatten(value.dim() - len(shape)).any(-1) if value.dim() > len(shape) else None
@@ -61,8 +62,9 @@ class ConditionalFlowDistribution(ConditionalTransformedDistribution):
     :class:`FlowDistribution`; the base may itself be conditional (a callable from context to distribution)."""
 
     def __init__(self, base_dist, transforms):
-        if callable(base_dist) and not isinstance(base_dist, (torch.distributions.Distribution,
-                                                               dist.ConditionalDistribution)):
+        if callable(base_dist) and not isinstance(
+            base_dist, (torch.distributions.Distribution, dist.ConditionalDistribution)
+        ):
             base_dist = _CallableBase(base_dist)
         super().__init__(base_dist, transforms)
 
@@ -81,8 +83,8 @@ def _checked_base(base, what: str):
 def flow_distribution(
     flow,
     *,
-    base: Union[torch.distributions.Distribution, Callable[[Tensor], torch.distributions.Distribution], None] = None,
-    context: Optional[Tensor] = None,
+    base: torch.distributions.Distribution | Callable[[Tensor], torch.distributions.Distribution] | None = None,
+    context: Tensor | None = None,
 ):
     """Wraps ``flow`` with a base distribution into one distribution over its event shape.
 
@@ -107,13 +109,12 @@ def flow_distribution(
     if not isinstance(flow, FlowLike) or flow.event_shape is None:
         raise TypeError(f"flow_distribution takes a pyro_flows transform, got {type(flow).__name__}")
     shape = flow.event_shape
-    conditional_base = base is not None and callable(base) and not isinstance(base, torch.distributions.Distribution)
+    conditional_base = base is not None and not isinstance(base, torch.distributions.Distribution)
     if base is None:
-        ref = next(iter(flow.parameters()), None)
-        kw = dict(dtype=ref.dtype, device=ref.device) if ref is not None else {}
+        ref = next(iter(cast(torch.nn.Module, flow).parameters()), None)
+        kw: dict = dict(dtype=ref.dtype, device=ref.device) if ref is not None else {}
         base = dist.Normal(torch.zeros(shape, **kw), torch.ones(shape, **kw)).to_event(len(shape))
-    elif not conditional_base:
-        _checked_base(base, "base")
+    elif isinstance(base, torch.distributions.Distribution):
         if tuple(base.event_shape) != tuple(shape):
             raise ValueError(
                 f"flow_distribution expected a base with the flow's event shape {tuple(shape)}, got "

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from . import masks
 from .base import Compose
-from .validation import event_shape, positive_int
 from .transforms import (
-    IAF, MAF, ActNorm, AdditiveCoupling, AffineCoupling, BatchNorm, FactorOut, InvertibleConv1x1, Planar, Radial,
-    Rescale, Squeeze,
+    IAF,
+    MAF,
+    ActNorm,
+    AdditiveCoupling,
+    AffineCoupling,
+    BatchNorm,
+    FactorOut,
+    InvertibleConv1x1,
+    Planar,
+    Radial,
+    Rescale,
+    Squeeze,
 )
+from .validation import event_shape, positive_int
 
 __all__ = ["planar", "radial", "nice", "realnvp", "maf", "iaf", "realnvp_image", "glow"]
 
@@ -19,7 +29,7 @@ def _layers(num_layers: int) -> int:
     return positive_int("num_layers", num_layers)
 
 
-def planar(input_dim: int, *, num_layers: int = 8, context_dim: Optional[int] = None) -> Compose:
+def planar(input_dim: int, *, num_layers: int = 8, context_dim: int | None = None) -> Compose:
     """A stack of :class:`~pyro_flows.transforms.Planar` layers. Fast: forward; exact inverse by Newton.
 
     Example:
@@ -29,7 +39,7 @@ def planar(input_dim: int, *, num_layers: int = 8, context_dim: Optional[int] = 
     return Compose([Planar(input_dim, context_dim=context_dim) for _ in range(_layers(num_layers))])
 
 
-def radial(input_dim: int, *, num_layers: int = 8, context_dim: Optional[int] = None) -> Compose:
+def radial(input_dim: int, *, num_layers: int = 8, context_dim: int | None = None) -> Compose:
     """A stack of :class:`~pyro_flows.transforms.Radial` layers. Fast: both (closed-form inverse).
 
     Example:
@@ -45,8 +55,11 @@ def _alternating_masks(input_dim, num_layers):
 
 
 def nice(
-    input_dim: int, *, num_layers: int = 4, hidden_dims: Optional[Sequence[int]] = None,
-    context_dim: Optional[int] = None,
+    input_dim: int,
+    *,
+    num_layers: int = 4,
+    hidden_dims: Sequence[int] | None = None,
+    context_dim: int | None = None,
 ) -> Compose:
     """NICE: additive couplings on alternating halves, then a diagonal :class:`Rescale`. Fast: both.
 
@@ -67,8 +80,13 @@ def nice(
 
 
 def realnvp(
-    input_dim: int, *, num_layers: int = 8, hidden_dims: Optional[Sequence[int]] = None, batch_norm: bool = False,
-    context_dim: Optional[int] = None, scale: str = "softclamp",
+    input_dim: int,
+    *,
+    num_layers: int = 8,
+    hidden_dims: Sequence[int] | None = None,
+    batch_norm: bool = False,
+    context_dim: int | None = None,
+    scale: str = "softclamp",
 ) -> Compose:
     """RealNVP for vectors: affine couplings on alternating halves, optionally with batch norm between them.
 
@@ -83,7 +101,7 @@ def realnvp(
     """
     if input_dim < 2:
         raise ValueError(f"realnvp needs input_dim >= 2 to split the dimensions, got {input_dim}")
-    parts = []
+    parts: list = []
     for i, m in enumerate(_alternating_masks(input_dim, _layers(num_layers))):
         if batch_norm and i:
             parts.append(BatchNorm(input_dim))
@@ -99,14 +117,29 @@ def _autoregressive(layer, input_dim, num_layers, hidden_dims, ordering, context
         if batch_norm and i:
             parts.append(BatchNorm(input_dim))
         order = ("natural", "reversed")[i % 2] if ordering == "reversed" else "random"
-        parts.append(layer(input_dim, hidden_dims, context_dim=context_dim, ordering=order,
-                           seed=None if seed is None else seed + i, **kwargs))
+        parts.append(
+            layer(
+                input_dim,
+                hidden_dims,
+                context_dim=context_dim,
+                ordering=order,
+                seed=None if seed is None else seed + i,
+                **kwargs,
+            )
+        )
     return Compose(parts)
 
 
 def maf(
-    input_dim: int, *, num_layers: int = 5, hidden_dims: Optional[Sequence[int]] = None, ordering: str = "reversed",
-    context_dim: Optional[int] = None, batch_norm: bool = False, seed: Optional[int] = None, **kwargs,
+    input_dim: int,
+    *,
+    num_layers: int = 5,
+    hidden_dims: Sequence[int] | None = None,
+    ordering: str = "reversed",
+    context_dim: int | None = None,
+    batch_norm: bool = False,
+    seed: int | None = None,
+    **kwargs,
 ) -> Compose:
     """MAF: ``num_layers`` :class:`~pyro_flows.transforms.MAF` layers whose MADE orderings alternate
     (``"reversed"``) or are drawn at random (``"random"``, seeded by ``seed``). Fast: inverse (density).
@@ -125,8 +158,15 @@ def maf(
 
 
 def iaf(
-    input_dim: int, *, num_layers: int = 5, hidden_dims: Optional[Sequence[int]] = None, ordering: str = "reversed",
-    context_dim: Optional[int] = None, batch_norm: bool = False, seed: Optional[int] = None, **kwargs,
+    input_dim: int,
+    *,
+    num_layers: int = 5,
+    hidden_dims: Sequence[int] | None = None,
+    ordering: str = "reversed",
+    context_dim: int | None = None,
+    batch_norm: bool = False,
+    seed: int | None = None,
+    **kwargs,
 ) -> Compose:
     """IAF: ``num_layers`` :class:`~pyro_flows.transforms.IAF` layers with alternating or random orderings.
     Fast: forward (sampling, and the log-density of its own samples).
@@ -166,8 +206,14 @@ def _sampling_order(density_order) -> Compose:
 
 
 def realnvp_image(
-    shape, *, levels: int = 2, hidden_channels: int = 64, num_blocks: int = 2, batch_norm: bool = False,
-    scale: str = "softclamp", context_dim: Optional[int] = None,
+    shape,
+    *,
+    levels: int = 2,
+    hidden_channels: int = 64,
+    num_blocks: int = 2,
+    batch_norm: bool = False,
+    scale: str = "softclamp",
+    context_dim: int | None = None,
 ) -> Compose:
     """RealNVP's multi-scale architecture for (C, H, W) images, as one flow over (C, H, W).
 
@@ -220,8 +266,16 @@ def realnvp_image(
 
 
 def glow(
-    shape, *, levels: int = 3, depth: int = 8, hidden_channels: int = 128, num_blocks: int = 1, lu: bool = True,
-    additive: bool = False, scale: str = "softclamp", context_dim: Optional[int] = None,
+    shape,
+    *,
+    levels: int = 3,
+    depth: int = 8,
+    hidden_channels: int = 128,
+    num_blocks: int = 1,
+    lu: bool = True,
+    additive: bool = False,
+    scale: str = "softclamp",
+    context_dim: int | None = None,
 ) -> Compose:
     """Glow's multi-scale architecture for (C, H, W) images, as one flow over (C, H, W).
 
@@ -252,11 +306,14 @@ def glow(
     References:
         Kingma & Dhariwal, Glow: Generative Flow with Invertible 1x1 Convolutions, arXiv:1807.03039.
     """
-    shape = _image_shape(shape, levels, 2 ** levels, "glow")
+    shape = _image_shape(shape, levels, 2**levels, "glow")
     positive_int("depth", depth)
     kw = dict(hidden_channels=hidden_channels, num_blocks=num_blocks, context_dim=context_dim)
-    coupling = (lambda s: AdditiveCoupling(s, masks.channels(s), **kw)) if additive else (
-        lambda s: AffineCoupling(s, masks.channels(s), scale=scale, **kw))
+    coupling = (
+        (lambda s: AdditiveCoupling(s, masks.channels(s), **kw))
+        if additive
+        else (lambda s: AffineCoupling(s, masks.channels(s), scale=scale, **kw))
+    )
 
     def level(s, remaining):
         sq = _squeezed(s)

@@ -13,8 +13,8 @@ import contextlib
 import itertools
 import math
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -36,7 +36,7 @@ class History:
 
     step: list[int] = field(default_factory=list)
     train_nll: list[float] = field(default_factory=list)
-    valid_nll: list[Optional[float]] = field(default_factory=list)
+    valid_nll: list[float | None] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """The three lists in a JSON-serializable dict."""
@@ -58,7 +58,7 @@ class FitResult:
     """
 
     history: History
-    best_valid: Optional[float]
+    best_valid: float | None
     best_step: int
     steps_run: int
     wall_time: float
@@ -78,7 +78,7 @@ class TrainingDiverged(FloatingPointError):
         history: The learning curve up to the failure.
     """
 
-    def __init__(self, message: str, *, step: int, last_finite_loss: Optional[float], history: History) -> None:
+    def __init__(self, message: str, *, step: int, last_finite_loss: float | None, history: History) -> None:
         super().__init__(message)
         self.step = step
         self.last_finite_loss = last_finite_loss
@@ -102,10 +102,10 @@ class LoopOptions:
         progress: Whether to show a tqdm progress bar.
     """
 
-    steps: Optional[int] = 2000
+    steps: int | None = 2000
     eval_every: int = 100
-    patience: Optional[int] = 10
-    max_seconds: Optional[float] = None
+    patience: int | None = 10
+    max_seconds: float | None = None
     progress: bool = True
 
     def __post_init__(self):
@@ -146,7 +146,7 @@ def _restore(modules, states) -> None:
 
 def run_loop(
     step: Callable[[int], float],
-    evaluate: Optional[Callable[[], float]],
+    evaluate: Callable[[], float] | None,
     modules: Sequence[torch.nn.Module],
     options: LoopOptions,
     *,
@@ -180,8 +180,9 @@ def run_loop(
     state = _State(modules, validate=evaluate is not None, hint=hint, valid_label=valid_label)
     steps = math.inf if options.steps is None else options.steps
     stopped_early = False
-    with tqdm(total=None if steps == math.inf else steps, disable=not options.progress, desc=desc,
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=None if steps == math.inf else steps, disable=not options.progress, desc=desc, dynamic_ncols=True
+    ) as bar:
         try:
             for k in itertools.count(1):
                 if k > steps:
@@ -216,7 +217,7 @@ class _State:
         self.history = History()
         self.step = 0
         self.window: list[float] = []
-        self.last_finite_loss: Optional[float] = None
+        self.last_finite_loss: float | None = None
         self.best_valid = math.inf
         self.best_step = 0
         self.best_state = _snapshot(self.modules)
@@ -236,18 +237,19 @@ class _State:
         self.step, self.last_finite_loss = k, value
         self.window.append(value)
 
-    def evaluate(self, k: int, evaluate: Optional[Callable[[], float]]) -> str:
+    def evaluate(self, k: int, evaluate: Callable[[], float] | None) -> str:
         train = sum(self.window) / len(self.window)
         self.window = []
         valid = None
         if evaluate is not None:
             try:
                 with eval_mode(self.modules), torch.no_grad():
-                    valid = float(evaluate())
+                    value = float(evaluate())
             except ValueError as error:  # the data were checked: the parameters broke it
                 self.diverge(k, self.valid_label, error)
-            if not math.isfinite(valid):
-                self.diverge(k, self.valid_label, valid)
+            if not math.isfinite(value):
+                self.diverge(k, self.valid_label, value)
+            valid = value
         self.history.step.append(k)
         self.history.train_nll.append(train)
         self.history.valid_nll.append(valid)

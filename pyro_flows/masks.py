@@ -122,8 +122,7 @@ def input_degrees(input_dim: int, ordering="natural", *, generator=None) -> torc
     return degrees
 
 
-def hidden_degrees(input_dim: int, hidden_dims, *, mode: str = "spread", generator=None,
-                   context: bool = False) -> list:
+def hidden_degrees(input_dim: int, hidden_dims, *, mode: str = "spread", generator=None, context: bool = False) -> list:
     """Degrees of the hidden units of a MADE, one long tensor per layer, every unit connected.
 
     A unit of degree ``m`` may see inputs of degree ``<= m`` and feed outputs of degree ``> m``. Degrees lie in

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import torch
 
@@ -48,17 +48,24 @@ def resample(obj, *, ordering: bool = True, hidden: bool = True) -> int:
 
 
 def _masks(found):
-    return [[b.clone() for b in (m.degrees, *(l.mask for l in list(m.layers) + [m.output]))] for m in found]
+    return [[b.clone() for b in (m.degrees, *(layer.mask for layer in m.masked_layers() + [m.output]))] for m in found]
 
 
 def _set_masks(found, saved):
     for m, tensors in zip(found, saved):
-        for dst, src in zip((m.degrees, *(l.mask for l in list(m.layers) + [m.output])), tensors):
+        for dst, src in zip((m.degrees, *(layer.mask for layer in m.masked_layers() + [m.output])), tensors):
             dst.copy_(src)
 
 
-def ensemble_log_prob(distribution, x: torch.Tensor, num_orderings: int, *, ordering: bool = True,
-                      hidden: bool = True, seed: Optional[int] = None) -> torch.Tensor:
+def ensemble_log_prob(
+    distribution,
+    x: torch.Tensor,
+    num_orderings: int,
+    *,
+    ordering: bool = True,
+    hidden: bool = True,
+    seed: int | None = None,
+) -> torch.Tensor:
     """``log (1/K) sum_k p_k(x)`` over ``K = num_orderings`` draws of every MADE's ordering/hidden degrees.
 
     The first member is the current masks; the masks are restored afterwards. ``seed`` makes the draws
@@ -89,4 +96,3 @@ def ensemble_log_prob(distribution, x: torch.Tensor, num_orderings: int, *, orde
     finally:
         _set_masks(found, saved)
     return torch.logsumexp(torch.stack(members), 0) - math.log(num_orderings)
-

@@ -18,8 +18,9 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -57,15 +58,14 @@ def _bounds(data: torch.Tensor) -> tuple[tuple[float, float], tuple[float, float
     low = torch.quantile(x, 0.005, dim=0)
     high = torch.quantile(x, 0.995, dim=0)
     pad = 0.15 * (high - low).clamp_min(1e-3)
-    low, high = (low - pad).tolist(), (high + pad).tolist()
-    return (low[0], high[0]), (low[1], high[1])
+    lo, hi = (low - pad).tolist(), (high + pad).tolist()
+    return (lo[0], hi[0]), (lo[1], hi[1])
 
 
 def _check_2d(data: object, distribution) -> torch.Tensor:
     if tuple(distribution.event_shape) != (2,):
         raise ValueError(
-            f"plot_density_2d needs a distribution over 2-D vectors, got event shape "
-            f"{tuple(distribution.event_shape)}"
+            f"plot_density_2d needs a distribution over 2-D vectors, got event shape {tuple(distribution.event_shape)}"
         )
     if not isinstance(data, torch.Tensor) or data.dim() != 2 or data.shape[1] != 2 or not len(data):
         shape = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
@@ -75,8 +75,8 @@ def _check_2d(data: object, distribution) -> torch.Tensor:
 
 def _density_grid(distribution, xlim, ylim, grid_size: int, like: torch.Tensor) -> torch.Tensor:
     """``p(x)`` on a ``grid_size`` x ``grid_size`` grid (rows: y, columns: x), on the CPU."""
-    xs = torch.linspace(*xlim, grid_size, dtype=like.dtype, device=like.device)
-    ys = torch.linspace(*ylim, grid_size, dtype=like.dtype, device=like.device)
+    xs = torch.linspace(xlim[0], xlim[1], grid_size, dtype=like.dtype, device=like.device)
+    ys = torch.linspace(ylim[0], ylim[1], grid_size, dtype=like.dtype, device=like.device)
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)
     log_p = torch.cat([distribution.log_prob(chunk) for chunk in torch.split(points, 4096)])
@@ -222,8 +222,7 @@ def plot_images(
     if not isinstance(samples, torch.Tensor) or not samples.numel() or tuple(samples.shape[1:]) not in allowed:
         shape = tuple(samples.shape) if isinstance(samples, torch.Tensor) else type(samples).__name__
         raise ValueError(
-            f"samples must be a non-empty tensor of shape (N, {h * w}), (N, {h}, {w}) or (N, 1, {h}, {w}), "
-            f"got {shape}"
+            f"samples must be a non-empty tensor of shape (N, {h * w}), (N, {h}, {w}) or (N, 1, {h}, {w}), got {shape}"
         )
     images = samples.detach().cpu().double().reshape(-1, h, w)
     images = torch.nan_to_num(images, nan=0.0).clamp(0, 1)
@@ -298,8 +297,15 @@ def plot_history(history, path: str | Path, *, title: str | None = None) -> Path
         vs, vv = zip(*points)
         ax.plot(vs, vv, label="valid")
         best = min(range(len(vv)), key=vv.__getitem__)
-        ax.scatter([vs[best]], [vv[best]], marker="*", s=120, color="C3", zorder=3,
-                   label=f"best valid {vv[best]:.4g} (step {vs[best]})")
+        ax.scatter(
+            [vs[best]],
+            [vv[best]],
+            marker="*",
+            s=120,
+            color="C3",
+            zorder=3,
+            label=f"best valid {vv[best]:.4g} (step {vs[best]})",
+        )
     _clip_blowups(ax, list(train), [v for _, v in points])
     ax.set_xlabel("step")
     ax.set_ylabel("NLL (nats)")

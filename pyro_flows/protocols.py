@@ -25,7 +25,8 @@ Example:
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -43,11 +44,11 @@ class ElementwiseOp(Protocol):
     #: Whether all-zero parameters give exactly the identity with log-det 0.
     zero_is_identity: bool
 
-    def forward(self, x: Tensor, params: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """``(y, log|dy/dx|)`` elementwise (not summed)."""
         ...
 
-    def inverse(self, y: Tensor, params: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """``(x, log|dy/dx|)`` elementwise, the FORWARD map's log-derivative."""
         ...
 
@@ -60,8 +61,7 @@ class Conditioner(Protocol):
     shaped like the input; its last layer starts at zero so a new layer is the identity.
     """
 
-    def __call__(self, x: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
-        ...
+    def __call__(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, ...]: ...
 
 
 @runtime_checkable
@@ -74,17 +74,16 @@ class AutoregressiveConditioner(Conditioner, Protocol):
     degrees: Tensor
 
     @property
-    def can_invert(self) -> bool:
-        ...
+    def can_invert(self) -> bool: ...
 
     def invert(
         self,
-        solve: Callable[[int, Tuple[Tensor, ...]], Tuple[Tensor, Tensor]],
+        solve: Callable[[int, tuple[Tensor, ...]], tuple[Tensor, Tensor]],
         batch_shape: Sequence[int],
-        context: Optional[Tensor] = None,
+        context: Tensor | None = None,
         *,
         like: Tensor,
-    ) -> Tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor]:
         """Runs the generation order, calling ``solve(dim, params) -> (value, log_det)`` for each dimension;
         returns the values and the summed log-dets (see :func:`pyro_flows.nn.sequential_inverse`)."""
         ...
@@ -95,15 +94,12 @@ class FlowTransform(Protocol):
     """The contract of ``pyro_flows.base`` (see :class:`~pyro_flows.FlowLike`), as a protocol."""
 
     event_shape: torch.Size
-    context_dim: Optional[int]
+    context_dim: int | None
     #: One of :data:`pyro_flows.FAST`.
     fast: str
 
-    def forward_and_log_det(self, x: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        ...
+    def forward_and_log_det(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
 
-    def inverse_and_log_det(self, y: Tensor, context: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        ...
+    def inverse_and_log_det(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
 
-    def condition(self, context: Tensor) -> "FlowTransform":
-        ...
+    def condition(self, context: Tensor) -> FlowTransform: ...

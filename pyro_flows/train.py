@@ -21,7 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from pyro.distributions.conditional import ConditionalTransformedDistribution
@@ -31,7 +31,8 @@ from torch.distributions.transforms import _InverseTransform
 from .base import FlowLike
 from .distributions import FlowDistribution
 from .loop import FitResult, History, LoopOptions, TrainingDiverged, eval_mode, run_loop
-from .validation import nonnegative_int, positive_int as _check_positive_int
+from .validation import nonnegative_int
+from .validation import positive_int as _check_positive_int
 
 __all__ = ["History", "FitResult", "TrainingDiverged", "fit", "nll"]
 
@@ -120,8 +121,15 @@ class _Rows:
     def __init__(self, distribution, context, n: int, name: str):
         self.distribution, self.context = distribution, None
         conditional = isinstance(distribution, ConditionalTransformedDistribution)
-        bound = [t.bound_context for t in distribution.transforms
-                 if isinstance(t, FlowLike) and t.bound_context is not None] if not conditional else []
+        bound = (
+            [
+                t.bound_context
+                for t in distribution.transforms
+                if isinstance(t, FlowLike) and t.bound_context is not None
+            ]
+            if not conditional
+            else []
+        )
         if len({id(c) for c in bound}) > 1:
             raise ValueError("fit/nll support one context per distribution; its transforms are bound to several")
         if conditional and context is None:
@@ -157,8 +165,9 @@ class _Rows:
         d = self.distribution
         if isinstance(d, ConditionalTransformedDistribution):
             return d.condition(rows)
-        parts = [t.condition(rows) if isinstance(t, FlowLike) and t.bound_context is not None else t
-                 for t in d.transforms]
+        parts = [
+            t.condition(rows) if isinstance(t, FlowLike) and t.bound_context is not None else t for t in d.transforms
+        ]
         return FlowDistribution(d.base_dist, parts)
 
 
@@ -329,8 +338,9 @@ def fit(
         >>> result.history.step, result.best_valid, result.steps_run
         ([10, 20], None, 20)
     """
-    options = LoopOptions(steps=steps, eval_every=eval_every, patience=patience, max_seconds=max_seconds,
-                          progress=progress)
+    options = LoopOptions(
+        steps=steps, eval_every=eval_every, patience=patience, max_seconds=max_seconds, progress=progress
+    )
     modules = _modules(distribution)
     params = _parameters(modules)
     if not params:
@@ -365,8 +375,9 @@ def fit(
         return _nll(valid_rows, modules, valid, eval_batch_size, device)
 
     hint = f"try a lower learning rate (lr={lr:g}) or set clip_grad"
-    return run_loop(step, evaluate if valid is not None else None, modules, options, hint=hint,
-                    valid_label="validation NLL")
+    return run_loop(
+        step, evaluate if valid is not None else None, modules, options, hint=hint, valid_label="validation NLL"
+    )
 
 
 def _checked_fit_data(distribution, train, valid, params, preprocess, seed):
@@ -389,7 +400,7 @@ def _checked_fit_data(distribution, train, valid, params, preprocess, seed):
     return train, valid
 
 
-def _valid_rows(distribution, valid, context, valid_context, train_rows: "_Rows"):
+def _valid_rows(distribution, valid, context, valid_context, train_rows: _Rows):
     if valid is None:
         if valid_context is not None:
             raise ValueError("valid_context was given without valid data")
@@ -400,15 +411,9 @@ def _valid_rows(distribution, valid, context, valid_context, train_rows: "_Rows"
     return _Rows(distribution, valid_context if valid_context is not None else shared, len(valid), "valid")
 
 
-def _check_options(
-    *, lr: float, weight_decay: float, clip_grad: float | None, seed: int | None
-) -> None:
+def _check_options(*, lr: float, weight_decay: float, clip_grad: float | None, seed: int | None) -> None:
     def real(value: object) -> bool:
-        return (
-            not isinstance(value, bool)
-            and isinstance(value, (int, float))
-            and math.isfinite(value)
-        )
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
     if not real(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")

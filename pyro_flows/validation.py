@@ -7,12 +7,17 @@ where an int is expected (``True`` is not a size).
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
 __all__ = [
-    "positive_int", "nonnegative_int", "optional_positive_int", "positive_ints", "event_shape", "check_tensor",
+    "positive_int",
+    "nonnegative_int",
+    "optional_positive_int",
+    "positive_ints",
+    "event_shape",
+    "check_tensor",
 ]
 
 
@@ -39,7 +44,7 @@ def nonnegative_int(name: str, value) -> int:
     return value
 
 
-def optional_positive_int(name: str, value) -> Optional[int]:
+def optional_positive_int(name: str, value) -> int | None:
     """``None`` or a positive int (e.g. ``context_dim``)."""
     return None if value is None else positive_int(name, value)
 
@@ -79,7 +84,7 @@ def event_shape(value, *, name: str = "input_dim") -> tuple:
     return shape
 
 
-def check_tensor(value, shape: Sequence[int], *, what: str, owner: str, dtype: Optional[torch.dtype] = None) -> None:
+def check_tensor(value, shape: Sequence[int], *, what: str, owner: str, dtype: torch.dtype | None = None) -> None:
     """Raises a clear error unless ``value`` is a floating tensor whose trailing shape is ``shape`` (and whose
     dtype is ``dtype``, when given).
 
@@ -92,7 +97,7 @@ def check_tensor(value, shape: Sequence[int], *, what: str, owner: str, dtype: O
     if not value.is_floating_point():
         raise TypeError(f"{owner} expected a floating-point {what}, got dtype {value.dtype}")
     n = len(shape)
-    if value.dim() < n or tuple(value.shape[value.dim() - n:]) != tuple(shape):
+    if value.dim() < n or tuple(value.shape[value.dim() - n :]) != tuple(shape):
         raise ValueError(
             f"{owner} expected its {what} to have shape (*batch, {', '.join(map(str, shape))}), "
             f"got {tuple(value.shape)}"

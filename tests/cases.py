@@ -8,8 +8,8 @@ public transform has no case.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional
 
 import torch
 
@@ -24,7 +24,7 @@ BATCH = 4
 class Case:
     transform: object
     x: torch.Tensor
-    context: Optional[torch.Tensor] = None
+    context: torch.Tensor | None = None
 
     @property
     def event_shape(self):
@@ -39,7 +39,7 @@ def randomize(module, scale=0.5):
     return module
 
 
-def _case(build: Callable[[Optional[int]], object], *, conditional=False, prepare=None, scale=0.5):
+def _case(build: Callable[[int | None], object], *, conditional=False, prepare=None, scale=0.5):
     def factory():
         torch.manual_seed(0)
         t = build(C if conditional else None)
@@ -63,7 +63,7 @@ def _warm_batchnorm(t):
     t.eval()
 
 
-CASES: Dict[str, Callable[[], Case]] = {}
+CASES: dict[str, Callable[[], Case]] = {}
 
 
 def _add(name, build, *, conditional_too=False, prepare=None, scale=0.5):
@@ -81,8 +81,10 @@ _add("AffineCoupling", lambda c: pf.AffineCoupling(D, context_dim=c, hidden_dims
 _add("AffineCoupling-alternating", lambda c: pf.AffineCoupling(D, pf.masks.alternating(D), hidden_dims=(8,)))
 _add("AffineCoupling-exp", lambda c: pf.AffineCoupling(D, scale="exp", hidden_dims=(8,)))
 _add("AffineCoupling-sigmoid", lambda c: pf.AffineCoupling(D, scale="sigmoid", hidden_dims=(8,)))
-_add("Coupling", lambda c: pf.Coupling(D, torch.tensor([False, True, False, True, True]), op=pf.ops.Affine(),
-                                       hidden_dims=(8,)))
+_add(
+    "Coupling",
+    lambda c: pf.Coupling(D, torch.tensor([False, True, False, True, True]), op=pf.ops.Affine(), hidden_dims=(8,)),
+)
 _add("Rescale", lambda c: pf.Rescale(D, context_dim=c, hidden_dims=(8,)), conditional_too=True)
 _add("BatchNorm", lambda c: pf.BatchNorm(D), prepare=_warm_batchnorm)
 # Logit's forward takes data in [0, 1]; its inverse (a scaled sigmoid) takes any real input, like the cases.
@@ -90,8 +92,11 @@ _add("Logit-inverse", lambda c: pf.Logit(D, lam=0.05).inv)
 _add("Logit-inverse-image", lambda c: pf.Logit((2, 2, 2), lam=1e-6).inv)
 _add("Permute", lambda c: pf.Permute([3, 0, 4, 1, 2]))
 _add("Reverse", lambda c: pf.Reverse(D))
-_add("Inverse-AffineCoupling", lambda c: pf.Inverse(pf.AffineCoupling(D, context_dim=c, hidden_dims=(8,))),
-     conditional_too=True)
+_add(
+    "Inverse-AffineCoupling",
+    lambda c: pf.Inverse(pf.AffineCoupling(D, context_dim=c, hidden_dims=(8,))),
+    conditional_too=True,
+)
 _add("Inverse-Planar", lambda c: pf.Inverse(pf.Planar(D)))
 _add("Compose", lambda c: pf.Compose([pf.Planar(D), pf.Reverse(D), pf.AffineCoupling(D, hidden_dims=(8,))]))
 # Three stacked planar layers with random hypernetworks stretch some directions ~40x (w^T u_hat up to 37 at
@@ -99,21 +104,36 @@ _add("Compose", lambda c: pf.Compose([pf.Planar(D), pf.Reverse(D), pf.AffineCoup
 _add("planar", lambda c: pf.planar(D, num_layers=3, context_dim=c), conditional_too=True, scale=0.3)
 _add("radial", lambda c: pf.radial(D, num_layers=3, context_dim=c), conditional_too=True)
 _add("nice", lambda c: pf.nice(D, num_layers=4, hidden_dims=(8,), context_dim=c), conditional_too=True)
-_add("realnvp", lambda c: pf.realnvp(D, num_layers=4, hidden_dims=(8,), context_dim=c), conditional_too=True,
-     scale=0.2)
-_add("realnvp-batchnorm", lambda c: pf.realnvp(D, num_layers=3, hidden_dims=(8,), batch_norm=True),
-     prepare=_warm_batchnorm, scale=0.2)
+_add("realnvp", lambda c: pf.realnvp(D, num_layers=4, hidden_dims=(8,), context_dim=c), conditional_too=True, scale=0.2)
+_add(
+    "realnvp-batchnorm",
+    lambda c: pf.realnvp(D, num_layers=3, hidden_dims=(8,), batch_norm=True),
+    prepare=_warm_batchnorm,
+    scale=0.2,
+)
 _add("MAF", lambda c: pf.MAF(D, (12,), context_dim=c), conditional_too=True)
 _add("IAF", lambda c: pf.IAF(D, (12,), context_dim=c), conditional_too=True)
-_add("AffineAutoregressive", lambda c: pf.AffineAutoregressive(
-    D, (12, 12), fast="forward", context_dim=c, ordering="random", hidden_degrees="random", seed=3),
-    conditional_too=True)
+_add(
+    "AffineAutoregressive",
+    lambda c: pf.AffineAutoregressive(
+        D, (12, 12), fast="forward", context_dim=c, ordering="random", hidden_degrees="random", seed=3
+    ),
+    conditional_too=True,
+)
 _add("MAF-residual", lambda c: pf.MAF(D, (12, 12, 12), residual=True, ordering=[4, 1, 0, 3, 2]))
 _add("maf", lambda c: pf.maf(D, num_layers=3, hidden_dims=(12,), context_dim=c), conditional_too=True, scale=0.2)
-_add("iaf", lambda c: pf.iaf(D, num_layers=3, hidden_dims=(12,), context_dim=c, ordering="random", seed=0),
-     conditional_too=True, scale=0.2)
-_add("maf-batchnorm", lambda c: pf.maf(D, num_layers=2, hidden_dims=(12,), batch_norm=True),
-     prepare=_warm_batchnorm, scale=0.2)
+_add(
+    "iaf",
+    lambda c: pf.iaf(D, num_layers=3, hidden_dims=(12,), context_dim=c, ordering="random", seed=0),
+    conditional_too=True,
+    scale=0.2,
+)
+_add(
+    "maf-batchnorm",
+    lambda c: pf.maf(D, num_layers=2, hidden_dims=(12,), batch_norm=True),
+    prepare=_warm_batchnorm,
+    scale=0.2,
+)
 
 # --- images (C, H, W): small enough for float64 autograd Jacobians (32 dims) --------------------------------
 IMG = (2, 4, 4)
@@ -134,13 +154,28 @@ _add("ActNorm", lambda c: pf.ActNorm(IMG), prepare=_init_actnorm)
 _add("BatchNorm-image", lambda c: pf.BatchNorm(IMG), prepare=_warm_batchnorm)
 _add("InvertibleConv1x1", lambda c: pf.InvertibleConv1x1(IMG))
 _add("InvertibleConv1x1-plain", lambda c: pf.InvertibleConv1x1(IMG, lu=False))
-_add("AffineCoupling-checkerboard", lambda c: pf.AffineCoupling(
-    IMG, pf.masks.checkerboard(IMG, flip=True), context_dim=c, **IMG_NET), conditional_too=True)
-_add("AffineCoupling-channels-sigmoid", lambda c: pf.AffineCoupling(
-    IMG, pf.masks.channels(IMG), scale="sigmoid", **IMG_NET))
+_add(
+    "AffineCoupling-checkerboard",
+    lambda c: pf.AffineCoupling(IMG, pf.masks.checkerboard(IMG, flip=True), context_dim=c, **IMG_NET),
+    conditional_too=True,
+)
+_add(
+    "AffineCoupling-channels-sigmoid",
+    lambda c: pf.AffineCoupling(IMG, pf.masks.channels(IMG), scale="sigmoid", **IMG_NET),
+)
 _add("Squeeze", lambda c: pf.Squeeze(pf.AffineCoupling((8, 2, 2), pf.masks.channels((8, 2, 2)), **IMG_NET)))
 _add("FactorOut", lambda c: pf.FactorOut(pf.AffineCoupling((1, 4, 4), **IMG_NET), 1))
-_add("realnvp_image", lambda c: pf.realnvp_image(IMG, levels=2, batch_norm=True, context_dim=c, **IMG_NET),
-     conditional_too=True, prepare=_warm_batchnorm, scale=0.05)
-_add("glow", lambda c: pf.glow(IMG, levels=2, depth=2, context_dim=c, **IMG_NET), conditional_too=True,
-     prepare=_init_actnorm, scale=0.05)
+_add(
+    "realnvp_image",
+    lambda c: pf.realnvp_image(IMG, levels=2, batch_norm=True, context_dim=c, **IMG_NET),
+    conditional_too=True,
+    prepare=_warm_batchnorm,
+    scale=0.05,
+)
+_add(
+    "glow",
+    lambda c: pf.glow(IMG, levels=2, depth=2, context_dim=c, **IMG_NET),
+    conditional_too=True,
+    prepare=_init_actnorm,
+    scale=0.05,
+)

@@ -11,11 +11,17 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 def pytest_addoption(parser):
     group = parser.getgroup("pyro_flows")
-    group.addoption("--dtype", choices=sorted(DTYPES), default="float32",
-                    help="default dtype the contract test builds its cases in (default: float32)")
-    group.addoption("--device", default="cpu",
-                    help="device the contract test builds its cases on, e.g. cuda (default: cpu); "
-                         "skips when the device is absent")
+    group.addoption(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="float32",
+        help="default dtype the contract test builds its cases in (default: float32)",
+    )
+    group.addoption(
+        "--device",
+        default="cpu",
+        help="device the contract test builds its cases on, e.g. cuda (default: cpu); skips when the device is absent",
+    )
 
 
 @pytest.fixture

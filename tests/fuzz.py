@@ -33,12 +33,12 @@ import re
 import signal
 import sys
 import threading
-import traceback
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any
 
 import torch
 
@@ -92,7 +92,7 @@ class Probe:
     name: str
     call: Callable[[], Any]
     expect: str = "error"
-    check: Optional[Callable[[Any], Optional[Tuple[str, str]]]] = None
+    check: Callable[[Any], tuple[str, str] | None] | None = None
     error_types: tuple = (ValueError, TypeError)
     words: tuple = ()  # regular expressions the message must match (case-insensitive)
     accepted: str = "silent"
@@ -112,7 +112,7 @@ class ProbeTimeout(Exception):
     pass
 
 
-def _raised_in_pyro_flows(error: BaseException) -> Tuple[bool, str]:
+def _raised_in_pyro_flows(error: BaseException) -> tuple[bool, str]:
     """Whether ``error`` comes from a ``raise`` statement in pyro_flows (not from torch, nor from a builtin or a
     torch op called by pyro_flows code); also where it was raised, for the report."""
     tb = error.__traceback__
@@ -205,7 +205,7 @@ def _describe(result) -> str:
 
 
 # --- checks of results ------------------------------------------------------------------------------------
-def _expect_tensor(value, shape, dtype=None, *, finite=None) -> Optional[Tuple[str, str]]:
+def _expect_tensor(value, shape, dtype=None, *, finite=None) -> tuple[str, str] | None:
     """``None`` when ``value`` is a tensor of ``shape`` (and ``dtype``) finite where the bool mask ``finite``
     (broadcast over the leading dims) says so; else ``(class, reason)``."""
     if not isinstance(value, torch.Tensor):
@@ -228,8 +228,9 @@ def _first(*verdicts):
 
 def _nonfinite(value) -> bool:
     values = value if isinstance(value, (tuple, list)) else (value,)
-    return any(isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())
-               for v in values)
+    return any(
+        isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all()) for v in values
+    )
 
 
 # --- helpers over cases -----------------------------------------------------------------------------------
@@ -267,18 +268,25 @@ class CaseInfo:
     event_shape: tuple
     conditional: bool
     param_free: bool
-    context_dim: Optional[int]
+    context_dim: int | None
     batch: int
 
 
 def _info(name, factory) -> CaseInfo:
     c = factory()
     t = c.transform
-    return CaseInfo(name, factory, tuple(c.event_shape), c.context is not None, not _float_params(t),
-                    c.context.shape[-1] if c.context is not None else None, c.x.shape[0])
+    return CaseInfo(
+        name,
+        factory,
+        tuple(c.event_shape),
+        c.context is not None,
+        not _float_params(t),
+        c.context.shape[-1] if c.context is not None else None,
+        c.x.shape[0],
+    )
 
 
-def _wrong_event_shapes(shape: tuple, rng: random.Random) -> List[tuple]:
+def _wrong_event_shapes(shape: tuple, rng: random.Random) -> list[tuple]:
     """Two distinct wrong event shapes, drawn with ``rng``."""
     options = [shape[:-1] + (shape[-1] + 1,), shape + (1,)]
     if shape[-1] > 1:
@@ -290,7 +298,7 @@ def _wrong_event_shapes(shape: tuple, rng: random.Random) -> List[tuple]:
     return rng.sample(options, 2)
 
 
-def _poison(x: torch.Tensor, value: float, rng: random.Random) -> Tuple[torch.Tensor, torch.Tensor]:
+def _poison(x: torch.Tensor, value: float, rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
     """``x`` with one entry of one row set to ``value``; also the bool mask of the untouched rows."""
     x = x.clone()
     row = rng.randrange(x.shape[0])
@@ -302,9 +310,10 @@ def _poison(x: torch.Tensor, value: float, rng: random.Random) -> Tuple[torch.Te
 
 
 # --- probe families ---------------------------------------------------------------------------------------
-def _shape_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
+def _shape_probes(ci: CaseInfo, rng: random.Random) -> list[Probe]:
     probes = []
     for direction, bad in zip(("forward", "inverse"), _wrong_event_shapes(ci.event_shape, rng)):
+
         def call(bad=bad, direction=direction):
             c = ci.factory()
             t = bind(c.transform, c.context)
@@ -323,7 +332,7 @@ def _shape_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
     return probes
 
 
-def _dtype_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
+def _dtype_probes(ci: CaseInfo, rng: random.Random) -> list[Probe]:
     probes = []
     for dtype, direction in ((torch.float64, "forward"), (torch.float16, "forward"), (torch.float64, "inverse")):
         name = str(dtype).replace("torch.", "")
@@ -335,11 +344,25 @@ def _dtype_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
             return t(v) if direction == "forward" else t.inv(v)
 
         if ci.param_free:  # accepts any floating dtype
-            probes.append(Probe("dtype", f"{ci.name}:{direction}-{name}-input", call, expect="result",
-                                check=lambda y, dtype=dtype: _expect_tensor(y, (ci.batch, *ci.event_shape), dtype)))
+            probes.append(
+                Probe(
+                    "dtype",
+                    f"{ci.name}:{direction}-{name}-input",
+                    call,
+                    expect="result",
+                    check=lambda y, dtype=dtype: _expect_tensor(y, (ci.batch, *ci.event_shape), dtype),
+                )
+            )
         else:
-            probes.append(Probe("dtype", f"{ci.name}:{direction}-{name}-input", call, error_types=(TypeError,),
-                                words=("float32", name)))
+            probes.append(
+                Probe(
+                    "dtype",
+                    f"{ci.name}:{direction}-{name}-input",
+                    call,
+                    error_types=(TypeError,),
+                    words=("float32", name),
+                )
+            )
 
     def integer():
         c = ci.factory()
@@ -352,11 +375,25 @@ def _dtype_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
         return pf.flow_distribution(c.transform, context=c.context).log_prob(_image(c).double())
 
     if ci.param_free:
-        probes.append(Probe("dtype", f"{ci.name}:log_prob-float64-data", log_prob64, expect="either",
-                            check=lambda lp: _expect_tensor(lp, (ci.batch,), finite=torch.ones(ci.batch, dtype=bool))))
+        probes.append(
+            Probe(
+                "dtype",
+                f"{ci.name}:log_prob-float64-data",
+                log_prob64,
+                expect="either",
+                check=lambda lp: _expect_tensor(lp, (ci.batch,), finite=torch.ones(ci.batch, dtype=bool)),
+            )
+        )
     else:
-        probes.append(Probe("dtype", f"{ci.name}:log_prob-float64-data", log_prob64, error_types=(TypeError,),
-                            words=("float32", "float64")))
+        probes.append(
+            Probe(
+                "dtype",
+                f"{ci.name}:log_prob-float64-data",
+                log_prob64,
+                error_types=(TypeError,),
+                words=("float32", "float64"),
+            )
+        )
 
     def double_flow():  # the flow in float64, the input in float32
         c = ci.factory()
@@ -364,13 +401,28 @@ def _dtype_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
         return bind(t, None if c.context is None else c.context.double())(c.x)
 
     if ci.param_free:
-        probes.append(Probe("dtype", f"{ci.name}:float64-flow-float32-input", double_flow, expect="result",
-                            check=lambda y: _expect_tensor(y, (ci.batch, *ci.event_shape), torch.float32)))
+        probes.append(
+            Probe(
+                "dtype",
+                f"{ci.name}:float64-flow-float32-input",
+                double_flow,
+                expect="result",
+                check=lambda y: _expect_tensor(y, (ci.batch, *ci.event_shape), torch.float32),
+            )
+        )
     else:
-        probes.append(Probe("dtype", f"{ci.name}:float64-flow-float32-input", double_flow, error_types=(TypeError,),
-                            words=("float32", "float64")))
+        probes.append(
+            Probe(
+                "dtype",
+                f"{ci.name}:float64-flow-float32-input",
+                double_flow,
+                error_types=(TypeError,),
+                words=("float32", "float64"),
+            )
+        )
 
     if ci.conditional:
+
         def ctx64(via):
             c = ci.factory()
             if via == "call":
@@ -378,8 +430,15 @@ def _dtype_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
             return c.transform.forward_and_log_det(c.x, c.context.double())
 
         for via in ("call", "forward_and_log_det"):
-            probes.append(Probe("dtype", f"{ci.name}:float64-context-{via}", lambda via=via: ctx64(via),
-                                error_types=(TypeError,), words=("float32", "float64")))
+            probes.append(
+                Probe(
+                    "dtype",
+                    f"{ci.name}:float64-context-{via}",
+                    lambda via=via: ctx64(via),
+                    error_types=(TypeError,),
+                    words=("float32", "float64"),
+                )
+            )
 
         def ctx_int():
             c = ci.factory()
@@ -389,10 +448,13 @@ def _dtype_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
     return probes
 
 
-def _nonfinite_probes(ci: CaseInfo, rng: random.Random, strict_log_prob: bool) -> List[Probe]:
+def _nonfinite_probes(ci: CaseInfo, rng: random.Random, strict_log_prob: bool) -> list[Probe]:
     probes = []
-    for label, value, direction in (("nan", float("nan"), "forward"), ("inf", float("inf"), "forward"),
-                                    ("nan", float("nan"), "inverse")):
+    for label, value, direction in (
+        ("nan", float("nan"), "forward"),
+        ("inf", float("inf"), "forward"),
+        ("nan", float("nan"), "inverse"),
+    ):
         seed = rng.randrange(2**31)
 
         def call(value=value, direction=direction, seed=seed):
@@ -402,8 +464,15 @@ def _nonfinite_probes(ci: CaseInfo, rng: random.Random, strict_log_prob: bool) -
             return (t(v) if direction == "forward" else t.inv(v)), clean
 
         # a bare transform may pass NaN/inf on, in the poisoned row only
-        probes.append(Probe("nonfinite", f"{ci.name}:{direction}-{label}-input", call, expect="either",
-                            check=lambda r: _expect_tensor(r[0], (ci.batch, *ci.event_shape), finite=r[1])))
+        probes.append(
+            Probe(
+                "nonfinite",
+                f"{ci.name}:{direction}-{label}-input",
+                call,
+                expect="either",
+                check=lambda r: _expect_tensor(r[0], (ci.batch, *ci.event_shape), finite=r[1]),
+            )
+        )
 
     for label, value in (("nan", float("nan")), ("inf", float("inf"))):
         seed = rng.randrange(2**31)
@@ -414,15 +483,29 @@ def _nonfinite_probes(ci: CaseInfo, rng: random.Random, strict_log_prob: bool) -
             return pf.flow_distribution(c.transform, context=c.context).log_prob(v), clean
 
         if strict_log_prob:
-            probes.append(Probe("nonfinite", f"{ci.name}:log_prob-{label}-data", log_prob, accepted="NaN",
-                                check=lambda r: (("NaN", f"log_prob {_describe(r[0])}") if _nonfinite(r[0]) else None)))
+            probes.append(
+                Probe(
+                    "nonfinite",
+                    f"{ci.name}:log_prob-{label}-data",
+                    log_prob,
+                    accepted="NaN",
+                    check=lambda r: ("NaN", f"log_prob {_describe(r[0])}") if _nonfinite(r[0]) else None,
+                )
+            )
         else:
-            probes.append(Probe("nonfinite", f"{ci.name}:log_prob-{label}-data", log_prob, expect="either",
-                                check=lambda r: _expect_tensor(r[0], (ci.batch,), finite=r[1])))
+            probes.append(
+                Probe(
+                    "nonfinite",
+                    f"{ci.name}:log_prob-{label}-data",
+                    log_prob,
+                    expect="either",
+                    check=lambda r: _expect_tensor(r[0], (ci.batch,), finite=r[1]),
+                )
+            )
     return probes
 
 
-def _empty_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
+def _empty_probes(ci: CaseInfo, rng: random.Random) -> list[Probe]:
     probes = []
     shape = (0, *ci.event_shape)
 
@@ -431,35 +514,58 @@ def _empty_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
         return v[:0], (None if c.context is None else c.context[:0])
 
     for direction in ("forward", "inverse"):
+
         def call(direction=direction):
             c = ci.factory()
             v, ctx = empty(c, direction)
             t = bind(c.transform, ctx)
             return t(v) if direction == "forward" else t.inv(v)
 
-        probes.append(Probe("empty", f"{ci.name}:{direction}-batch0", call, expect="either",
-                            check=lambda y: _expect_tensor(y, shape, torch.float32)))
+        probes.append(
+            Probe(
+                "empty",
+                f"{ci.name}:{direction}-batch0",
+                call,
+                expect="either",
+                check=lambda y: _expect_tensor(y, shape, torch.float32),
+            )
+        )
 
     def fald():
         c = ci.factory()
         v, ctx = empty(c)
         return c.transform.forward_and_log_det(v, ctx)
 
-    probes.append(Probe("empty", f"{ci.name}:forward_and_log_det-batch0", fald, expect="either",
-                        check=lambda r: _first(_expect_tensor(r[0], shape, torch.float32),
-                                               _expect_tensor(r[1], (0,), torch.float32))))
+    probes.append(
+        Probe(
+            "empty",
+            f"{ci.name}:forward_and_log_det-batch0",
+            fald,
+            expect="either",
+            check=lambda r: _first(
+                _expect_tensor(r[0], shape, torch.float32), _expect_tensor(r[1], (0,), torch.float32)
+            ),
+        )
+    )
 
     def log_prob():
         c = ci.factory()
         v, ctx = empty(c, "inverse")
         return pf.flow_distribution(c.transform, context=ctx).log_prob(v)
 
-    probes.append(Probe("empty", f"{ci.name}:log_prob-batch0", log_prob, expect="either",
-                        check=lambda lp: _expect_tensor(lp, (0,), torch.float32)))
+    probes.append(
+        Probe(
+            "empty",
+            f"{ci.name}:log_prob-batch0",
+            log_prob,
+            expect="either",
+            check=lambda lp: _expect_tensor(lp, (0,), torch.float32),
+        )
+    )
     return probes
 
 
-def _context_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
+def _context_probes(ci: CaseInfo, rng: random.Random) -> list[Probe]:
     probes = []
     if not ci.conditional:
         width = rng.choice((1, 3))
@@ -469,28 +575,47 @@ def _context_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
             return getattr(c.transform, method)(c.x, torch.randn(c.x.shape[0], width))
 
         for method in ("forward_and_log_det", "inverse_and_log_det"):
-            probes.append(Probe("context", f"{ci.name}:extra-context-{method}", lambda m=method: extra(m),
-                                error_types=(ValueError,), words=("context",)))
+            probes.append(
+                Probe(
+                    "context",
+                    f"{ci.name}:extra-context-{method}",
+                    lambda m=method: extra(m),
+                    error_types=(ValueError,),
+                    words=("context",),
+                )
+            )
 
         def extra_dist(width=width):
             c = ci.factory()
             return pf.flow_distribution(c.transform, context=torch.randn(c.x.shape[0], width))
 
-        probes.append(Probe("context", f"{ci.name}:extra-context-flow_distribution", extra_dist,
-                            error_types=(ValueError,), words=("context",)))
+        probes.append(
+            Probe(
+                "context",
+                f"{ci.name}:extra-context-flow_distribution",
+                extra_dist,
+                error_types=(ValueError,),
+                words=("context",),
+            )
+        )
         return probes
 
     # conditional: missing, non-broadcasting, wrong width, not a tensor; and a broadcasting control
     for via in ("call", "inverse-call", "forward_and_log_det", "inverse_and_log_det"):
+
         def missing(via=via):
             c = ci.factory()
             t = c.transform
-            return {"call": lambda: t(c.x), "inverse-call": lambda: t.inv(c.x),
-                    "forward_and_log_det": lambda: t.forward_and_log_det(c.x),
-                    "inverse_and_log_det": lambda: t.inverse_and_log_det(c.x)}[via]()
+            return {
+                "call": lambda: t(c.x),
+                "inverse-call": lambda: t.inv(c.x),
+                "forward_and_log_det": lambda: t.forward_and_log_det(c.x),
+                "inverse_and_log_det": lambda: t.inverse_and_log_det(c.x),
+            }[via]()
 
-        probes.append(Probe("context", f"{ci.name}:missing-context-{via}", missing, error_types=(ValueError,),
-                            words=("context",)))
+        probes.append(
+            Probe("context", f"{ci.name}:missing-context-{via}", missing, error_types=(ValueError,), words=("context",))
+        )
 
     sizes = [n for n in (2, 3, ci.batch + 1, 2 * ci.batch) if n not in (1, ci.batch)]
     for via in ("call", "forward_and_log_det"):
@@ -503,8 +628,14 @@ def _context_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
                 return c.transform.condition(ctx)(c.x)
             return c.transform.forward_and_log_det(c.x, ctx)
 
-        probes.append(Probe("context", f"{ci.name}:context-batch{n}-vs-input-batch{ci.batch}-{via}", mismatch,
-                            error_types=(ValueError,)))
+        probes.append(
+            Probe(
+                "context",
+                f"{ci.name}:context-batch{n}-vs-input-batch{ci.batch}-{via}",
+                mismatch,
+                error_types=(ValueError,),
+            )
+        )
 
     for via in ("call", "forward_and_log_det"):
         w = ci.context_dim + rng.choice((-1, 1))
@@ -530,14 +661,22 @@ def _context_probes(ci: CaseInfo, rng: random.Random) -> List[Probe]:
         return y, ld
 
     full = (ci.batch, *ci.event_shape)
-    probes.append(Probe("context", f"{ci.name}:context-batch1-broadcasts", broadcast, expect="result",
-                        check=lambda r: _first(_expect_tensor(r[0], full, finite=torch.ones(ci.batch, dtype=bool)),
-                                               _expect_tensor(r[1], (ci.batch,),
-                                                              finite=torch.ones(ci.batch, dtype=bool)))))
+    probes.append(
+        Probe(
+            "context",
+            f"{ci.name}:context-batch1-broadcasts",
+            broadcast,
+            expect="result",
+            check=lambda r: _first(
+                _expect_tensor(r[0], full, finite=torch.ones(ci.batch, dtype=bool)),
+                _expect_tensor(r[1], (ci.batch,), finite=torch.ones(ci.batch, dtype=bool)),
+            ),
+        )
+    )
     return probes
 
 
-def _constructor_probes(rng: random.Random) -> List[Probe]:
+def _constructor_probes(rng: random.Random) -> list[Probe]:
     D, C = 4, 3
     probes = []
 
@@ -545,9 +684,19 @@ def _constructor_probes(rng: random.Random) -> List[Probe]:
         probes.append(Probe("constructor", name, build, error_types=error_types))
 
     def good(name, build):
-        probes.append(Probe("constructor", name, build, expect="result",
-                            check=lambda m: None if isinstance(m, torch.nn.Module) and callable(m)
-                            else ("silent", f"built {type(m).__name__}, not a transform")))
+        probes.append(
+            Probe(
+                "constructor",
+                name,
+                build,
+                expect="result",
+                check=lambda m: (
+                    None
+                    if isinstance(m, torch.nn.Module) and callable(m)
+                    else ("silent", f"built {type(m).__name__}, not a transform")
+                ),
+            )
+        )
 
     with_hidden = {
         "Planar": lambda hd, c=None: pf.Planar(D, hidden_dims=hd, context_dim=c),
@@ -575,17 +724,25 @@ def _constructor_probes(rng: random.Random) -> List[Probe]:
                 bad(f"{name}(hidden_dims={hd!r}, context_dim={C})", lambda b=build, hd=hd: b(hd, C))
         good(f"{name}(hidden_dims=[3, 2], context_dim={C})", lambda b=build: b([3, 2], C))
 
-    for name, factory in (("planar", pf.planar), ("radial", pf.radial), ("nice", pf.nice), ("realnvp", pf.realnvp),
-                          ("maf", pf.maf), ("iaf", pf.iaf)):
+    for name, factory in (
+        ("planar", pf.planar),
+        ("radial", pf.radial),
+        ("nice", pf.nice),
+        ("realnvp", pf.realnvp),
+        ("maf", pf.maf),
+        ("iaf", pf.iaf),
+    ):
         small = {} if name in ("planar", "radial") else {"hidden_dims": (4,)}
         for n in (True, 0, 2.0, -1):
             bad(f"{name}(num_layers={n!r})", lambda f=factory, n=n, s=small: f(D, num_layers=n, **s))
 
     ctx_builders = {
-        "Planar": lambda c: pf.Planar(D, context_dim=c), "Radial": lambda c: pf.Radial(D, context_dim=c),
+        "Planar": lambda c: pf.Planar(D, context_dim=c),
+        "Radial": lambda c: pf.Radial(D, context_dim=c),
         "Rescale": lambda c: pf.Rescale(D, context_dim=c),
         "AffineCoupling": lambda c: pf.AffineCoupling(D, hidden_dims=(4,), context_dim=c),
-        "MAF": lambda c: pf.MAF(D, (4,), context_dim=c), "IAF": lambda c: pf.IAF(D, (4,), context_dim=c),
+        "MAF": lambda c: pf.MAF(D, (4,), context_dim=c),
+        "IAF": lambda c: pf.IAF(D, (4,), context_dim=c),
         "planar": lambda c: pf.planar(D, num_layers=2, context_dim=c),
         "nice": lambda c: pf.nice(D, num_layers=2, hidden_dims=(4,), context_dim=c),
         "realnvp": lambda c: pf.realnvp(D, num_layers=2, hidden_dims=(4,), context_dim=c),
@@ -598,13 +755,20 @@ def _constructor_probes(rng: random.Random) -> List[Probe]:
             bad(f"{name}(context_dim={c!r})", lambda b=build, c=c: b(c))
 
     dim_builders = {
-        "Planar": pf.Planar, "Radial": pf.Radial, "Rescale": pf.Rescale, "Reverse": pf.Reverse,
-        "BatchNorm": pf.BatchNorm, "ActNorm": pf.ActNorm, "InvertibleConv1x1": pf.InvertibleConv1x1,
+        "Planar": pf.Planar,
+        "Radial": pf.Radial,
+        "Rescale": pf.Rescale,
+        "Reverse": pf.Reverse,
+        "BatchNorm": pf.BatchNorm,
+        "ActNorm": pf.ActNorm,
+        "InvertibleConv1x1": pf.InvertibleConv1x1,
         "AffineCoupling": lambda d: pf.AffineCoupling(d, hidden_dims=(4,)),
         "AdditiveCoupling": lambda d: pf.AdditiveCoupling(d, hidden_dims=(4,)),
-        "MAF": lambda d: pf.MAF(d, (4,)), "IAF": lambda d: pf.IAF(d, (4,)),
+        "MAF": lambda d: pf.MAF(d, (4,)),
+        "IAF": lambda d: pf.IAF(d, (4,)),
         "Logit": pf.Logit,
-        "planar": lambda d: pf.planar(d, num_layers=2), "radial": lambda d: pf.radial(d, num_layers=2),
+        "planar": lambda d: pf.planar(d, num_layers=2),
+        "radial": lambda d: pf.radial(d, num_layers=2),
         "nice": lambda d: pf.nice(d, num_layers=2, hidden_dims=(4,)),
         "realnvp": lambda d: pf.realnvp(d, num_layers=2, hidden_dims=(4,)),
         "maf": lambda d: pf.maf(d, num_layers=2, hidden_dims=(4,)),
@@ -614,12 +778,20 @@ def _constructor_probes(rng: random.Random) -> List[Probe]:
         for d in (0, -1, True, 2.5):
             bad(f"{name}(input_dim={d!r})", lambda b=build, d=d: b(d))
 
-    for name, build in (("glow", lambda **k: pf.glow(**{"shape": (1, 4, 4), "levels": 1, "depth": 1,
-                                                        "hidden_channels": 2, **k})),
-                        ("realnvp_image", lambda **k: pf.realnvp_image(**{"shape": (1, 4, 4), "levels": 1,
-                                                                          "hidden_channels": 2, **k}))):
-        for key, value in (("levels", True), ("levels", 0), ("hidden_channels", True), ("hidden_channels", 0),
-                           ("num_blocks", -1), ("shape", (True, 4, 4)), ("shape", (1, 4, 4.0)), ("shape", (4, 4))):
+    for name, build in (
+        ("glow", lambda **k: pf.glow(**{"shape": (1, 4, 4), "levels": 1, "depth": 1, "hidden_channels": 2, **k})),
+        ("realnvp_image", lambda **k: pf.realnvp_image(**{"shape": (1, 4, 4), "levels": 1, "hidden_channels": 2, **k})),
+    ):
+        for key, value in (
+            ("levels", True),
+            ("levels", 0),
+            ("hidden_channels", True),
+            ("hidden_channels", 0),
+            ("num_blocks", -1),
+            ("shape", (True, 4, 4)),
+            ("shape", (1, 4, 4.0)),
+            ("shape", (4, 4)),
+        ):
             bad(f"{name}({key}={value!r})", lambda b=build, k=key, v=value: b(**{k: v}))
         good(f"{name}(small)", build)
     bad("glow(depth=True)", lambda: pf.glow((1, 4, 4), levels=1, depth=True, hidden_channels=2))
@@ -636,14 +808,16 @@ def _constructor_probes(rng: random.Random) -> List[Probe]:
     bad("BatchNorm(2, momentum=True)", lambda: pf.BatchNorm(2, momentum=True))
     bad("AffineCoupling(4, scale='nope')", lambda: pf.AffineCoupling(4, scale="nope", hidden_dims=(4,)))
     good("Compose([Planar(2), Reverse(2)])", lambda: pf.Compose([pf.Planar(2), pf.Reverse(2)]))
-    good("Compose([Planar(2), pyro ExpTransform])",
-         lambda: pf.Compose([pf.Planar(2), __import__("pyro").distributions.transforms.ExpTransform()]))
+    good(
+        "Compose([Planar(2), pyro ExpTransform])",
+        lambda: pf.Compose([pf.Planar(2), __import__("pyro").distributions.transforms.ExpTransform()]),
+    )
     good("Reverse(1)", lambda: pf.Reverse(1))
     good("Planar(1)", lambda: pf.Planar(1))
     return probes
 
 
-def _stats_probes(rng: random.Random) -> List[Probe]:
+def _stats_probes(rng: random.Random) -> list[Probe]:
     """Statistic updates (BatchNorm in train mode, ActNorm's data-dependent init) must refuse NaN/inf."""
     D, IMG, B = 4, (2, 4, 4), 8
     probes = []
@@ -670,22 +844,38 @@ def _stats_probes(rng: random.Random) -> List[Probe]:
                     v, _ = _poison(torch.randn(B, *shape) * 2 + 1, value, random.Random(seed))
                     return m(v) if direction == "forward" else m.inv(v)
 
-                probes.append(Probe("stats", f"{name}:train-{direction}-{label}-batch", call, error_types=(ValueError,),
-                                    accepted="NaN"))
+                probes.append(
+                    Probe(
+                        "stats",
+                        f"{name}:train-{direction}-{label}-batch",
+                        call,
+                        error_types=(ValueError,),
+                        accepted="NaN",
+                    )
+                )
 
             def clean(build=build, shape=shape, direction=direction):
                 m = fresh(build)
                 v = torch.randn(B, *shape) * 2 + 1
                 return m(v) if direction == "forward" else m.inv(v)
 
-            probes.append(Probe("stats", f"{name}:train-{direction}-finite-batch", clean, expect="result",
-                                check=lambda y, s=shape: _expect_tensor(y, (B, *s), finite=torch.ones(B, dtype=bool))))
+            probes.append(
+                Probe(
+                    "stats",
+                    f"{name}:train-{direction}-finite-batch",
+                    clean,
+                    expect="result",
+                    check=lambda y, s=shape: _expect_tensor(y, (B, *s), finite=torch.ones(B, dtype=bool)),
+                )
+            )
 
     flows = {
         "realnvp(batch_norm)": (lambda: pf.realnvp(D, num_layers=3, hidden_dims=(4,), batch_norm=True), (D,)),
         "maf(batch_norm)": (lambda: pf.maf(D, num_layers=2, hidden_dims=(4,), batch_norm=True), (D,)),
-        "realnvp_image(batch_norm)": (lambda: pf.realnvp_image(IMG, levels=2, hidden_channels=2, num_blocks=1,
-                                                              batch_norm=True), IMG),
+        "realnvp_image(batch_norm)": (
+            lambda: pf.realnvp_image(IMG, levels=2, hidden_channels=2, num_blocks=1, batch_norm=True),
+            IMG,
+        ),
         "glow(fresh ActNorm)": (lambda: pf.glow(IMG, levels=1, depth=2, hidden_channels=2), IMG),
     }
     for name, (build, shape) in flows.items():
@@ -696,18 +886,26 @@ def _stats_probes(rng: random.Random) -> List[Probe]:
                 v, _ = _poison(torch.randn(B, *shape), value, random.Random(seed))
                 return pf.flow_distribution(fresh(build)).log_prob(v)
 
-            probes.append(Probe("stats", f"{name}:train-log_prob-{label}-batch", call, error_types=(ValueError,),
-                                accepted="NaN"))
+            probes.append(
+                Probe("stats", f"{name}:train-log_prob-{label}-batch", call, error_types=(ValueError,), accepted="NaN")
+            )
 
     def bn_empty():
         return fresh(layers["BatchNorm(4)"][0]).inv(torch.randn(0, D))
 
-    probes.append(Probe("stats", "BatchNorm(4):train-inverse-batch0", bn_empty, expect="either",
-                        check=lambda y: _expect_tensor(y, (0, D))))
+    probes.append(
+        Probe(
+            "stats",
+            "BatchNorm(4):train-inverse-batch0",
+            bn_empty,
+            expect="either",
+            check=lambda y: _expect_tensor(y, (0, D)),
+        )
+    )
     return probes
 
 
-def _fit_probes(rng: random.Random) -> List[Probe]:
+def _fit_probes(rng: random.Random) -> list[Probe]:
     D, N = 2, 24
     probes = []
     flows = {
@@ -716,8 +914,12 @@ def _fit_probes(rng: random.Random) -> List[Probe]:
         "maf": lambda: pf.maf(D, num_layers=2, hidden_dims=(4,)),
     }
     for name, build in flows.items():
-        for which, label, value in (("train", "nan", float("nan")), ("train", "inf", float("inf")),
-                                    ("train", "-inf", float("-inf")), ("valid", "nan", float("nan"))):
+        for which, label, value in (
+            ("train", "nan", float("nan")),
+            ("train", "inf", float("inf")),
+            ("train", "-inf", float("-inf")),
+            ("valid", "nan", float("nan")),
+        ):
             row = rng.randrange(1, N)
 
             def call(build=build, which=which, value=value, row=row):
@@ -725,28 +927,45 @@ def _fit_probes(rng: random.Random) -> List[Probe]:
                 d = pf.flow_distribution(build())
                 data = {"train": torch.randn(N, D), "valid": torch.randn(N, D)}
                 data[which][row, row % D] = value
-                return pf.fit(d, data["train"], data["valid"], steps=2, batch_size=8, eval_every=1,
-                              progress=False, seed=0)
+                return pf.fit(
+                    d, data["train"], data["valid"], steps=2, batch_size=8, eval_every=1, progress=False, seed=0
+                )
 
-            probes.append(Probe("fit", f"fit({name}):{which}-{label}-row{row}", call, error_types=(ValueError,),
-                                words=(r"\brows?\b", rf"\b{row}\b"), accepted="NaN"))
+            probes.append(
+                Probe(
+                    "fit",
+                    f"fit({name}):{which}-{label}-row{row}",
+                    call,
+                    error_types=(ValueError,),
+                    words=(r"\brows?\b", rf"\b{row}\b"),
+                    accepted="NaN",
+                )
+            )
 
         def clean(build=build):
             torch.manual_seed(0)
             d = pf.flow_distribution(build())
             return pf.fit(d, torch.randn(N, D), steps=2, batch_size=8, progress=False, seed=0), d
 
-        probes.append(Probe("fit", f"fit({name}):finite-data", clean, expect="result",
-                            check=lambda r: _expect_tensor(r[1].log_prob(torch.zeros(3, D)), (3,),
-                                                           finite=torch.ones(3, dtype=bool))))
+        probes.append(
+            Probe(
+                "fit",
+                f"fit({name}):finite-data",
+                clean,
+                expect="result",
+                check=lambda r: _expect_tensor(
+                    r[1].log_prob(torch.zeros(3, D)), (3,), finite=torch.ones(3, dtype=bool)
+                ),
+            )
+        )
     return probes
 
 
-def generate(seed: int = SEED) -> List[Probe]:
+def generate(seed: int = SEED) -> list[Probe]:
     """Every probe, in a fixed order; ``seed`` draws the bad shapes, widths, NaN positions and rows."""
     rng = random.Random(seed)
     strict = _readme_promises_nan_error()
-    probes: List[Probe] = []
+    probes: list[Probe] = []
     for name in sorted(CASES):
         ci = _info(name, CASES[name])
         probes += _shape_probes(ci, rng)
@@ -760,13 +979,13 @@ def generate(seed: int = SEED) -> List[Probe]:
     return probes
 
 
-def run_all(seed: int = SEED) -> List[Outcome]:
+def run_all(seed: int = SEED) -> list[Outcome]:
     """Generates and classifies every probe; the global torch RNG is left as it was."""
     with torch.random.fork_rng(devices=[]):
         return [classify(p) for p in generate(seed)]
 
 
-def table(outcomes: List[Outcome]) -> str:
+def table(outcomes: list[Outcome]) -> str:
     """Counts per class, overall and per probe family."""
     counts = Counter((o.probe.family, o.cls) for o in outcomes)
     families = [f for f in FAMILIES if any(o.probe.family == f for o in outcomes)]
@@ -791,8 +1010,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     start = time.perf_counter()
     outcomes = run_all(args.seed)
-    print(f"pyro_flows from {PF_DIR}; cases from {cases.__file__}; seed {args.seed}; "
-          f"{len(outcomes)} probes in {time.perf_counter() - start:.1f} s")
+    print(
+        f"pyro_flows from {PF_DIR}; cases from {cases.__file__}; seed {args.seed}; "
+        f"{len(outcomes)} probes in {time.perf_counter() - start:.1f} s"
+    )
     print(table(outcomes))
     if args.list or args.all:
         print()

@@ -15,14 +15,26 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_autoregressive.p
 def test_bench_autoregressive_quick_writes_results(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     res = json.loads((tmp_path / "autoregressive_cpu_quick.json").read_text())
     md = (tmp_path / "autoregressive_cpu_quick.md").read_text()
 
-    assert {"environment", "settings", "architecture_check", "slow_direction", "fast_direction", "moons_nll",
-            "digits_nll", "mnist", "summary", "wall_time_s"} <= set(res)
+    assert {
+        "environment",
+        "settings",
+        "architecture_check",
+        "slow_direction",
+        "fast_direction",
+        "moons_nll",
+        "digits_nll",
+        "mnist",
+        "summary",
+        "wall_time_s",
+    } <= set(res)
     env = res["environment"]
     for key in ("command", "torch", "pyro", "torch_num_threads", "cpu_model", "date_utc", "mode", "device"):
         assert key in env
@@ -35,8 +47,13 @@ def test_bench_autoregressive_quick_writes_results(tmp_path):
     assert set(res["slow_direction"]) == {"D64", "D784"}
     for r in res["slow_direction"].values():
         assert r["param_counts"]["pyro"] == r["param_counts"]["pyro_flows"]
-        for call in ("pyro_flows.log_prob", "pyro_flows.sample", "pyro_flows.sample_after_param_change",
-                     "pyro.log_prob", "pyro.sample"):
+        for call in (
+            "pyro_flows.log_prob",
+            "pyro_flows.sample",
+            "pyro_flows.sample_after_param_change",
+            "pyro.log_prob",
+            "pyro.sample",
+        ):
             assert r["timings"][call]["median_ms"] > 0 and r["timings"][call]["iqr_ms"] >= 0
         for lib in ("pyro", "pyro_flows"):
             assert r["ratio_sample_over_log_prob"][lib] > 0
@@ -44,8 +61,13 @@ def test_bench_autoregressive_quick_writes_results(tmp_path):
 
     for r in res["fast_direction"].values():
         assert r["param_counts"]["pyro"] == r["param_counts"]["pyro_flows"]
-        for op in ("maf_log_prob_nograd", "maf_train_step", "iaf_rsample_log_prob", "iaf_svi_step",
-                   "iaf_sample_nograd"):
+        for op in (
+            "maf_log_prob_nograd",
+            "maf_train_step",
+            "iaf_rsample_log_prob",
+            "iaf_svi_step",
+            "iaf_sample_nograd",
+        ):
             t = r["timings"][op]
             assert t["ratio"] > 0 and isinstance(t["met"], bool) and isinstance(t["aim_met"], bool)
 

@@ -10,8 +10,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_defaults.py"
 
 
 def test_bench_defaults_quick_writes_results(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     res = json.loads((tmp_path / "defaults_cpu_quick.json").read_text())
     assert res["settings"]["steps"] == 20 and "--quick" in res["environment"]["command"]

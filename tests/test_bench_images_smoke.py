@@ -9,8 +9,12 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_images.py"
 
 
 def test_bench_images_quick_writes_results(tmp_path):
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path), "--threads", "1"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path), "--threads", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     res = json.loads((tmp_path / "images_cpu_quick.json").read_text())
     assert set(res["models"]) == {"realnvp", "glow (LU 1x1 conv)", "glow (plain 1x1 conv)"}

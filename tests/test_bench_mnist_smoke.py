@@ -28,9 +28,22 @@ def mnist_path():
 @pytest.mark.parametrize("model", ["maf", "realnvp", "glow"])
 def test_train_mnist_quick_writes_metrics_and_plots(model, mnist_path, tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--model", model, "--quick", "--data", mnist_path, "--out", str(tmp_path),
-         "--threads", "1"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--model",
+            model,
+            "--quick",
+            "--data",
+            mnist_path,
+            "--out",
+            str(tmp_path),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     m = json.loads((tmp_path / "metrics.json").read_text())

@@ -14,14 +14,17 @@ SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_foundation.py"
 def test_bench_foundation_quick_writes_results(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     res = json.loads((tmp_path / "foundation_cpu_quick.json").read_text())
     md = (tmp_path / "foundation_cpu_quick.md").read_text()
 
-    assert {"environment", "settings", "realnvp_speed", "planar_heldout", "moons_nll", "summary",
-            "wall_time_s"} <= set(res)
+    assert {"environment", "settings", "realnvp_speed", "planar_heldout", "moons_nll", "summary", "wall_time_s"} <= set(
+        res
+    )
     env = res["environment"]
     for key in ("command", "torch", "pyro", "torch_num_threads", "cpu_model", "date_utc", "mode"):
         assert key in env

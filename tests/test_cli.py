@@ -15,8 +15,20 @@ from pyro_flows import cli
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--steps", "3", "--eval-every", "2", "--layers", "2", "--no-progress", "--quiet"]
 METRIC_KEYS = {
-    "flow", "data", "dims", "sizes", "nll", "nll_per_dim", "wall_time_s", "num_parameters",
-    "steps_run", "best_step", "stopped_early", "history", "args", "versions",
+    "flow",
+    "data",
+    "dims",
+    "sizes",
+    "nll",
+    "nll_per_dim",
+    "wall_time_s",
+    "num_parameters",
+    "steps_run",
+    "best_step",
+    "stopped_early",
+    "history",
+    "args",
+    "versions",
 }
 
 
@@ -31,8 +43,7 @@ def read_metrics(out):
 def test_fit_moons_writes_metrics_plots_and_weights(tmp_path):
     out = tmp_path / "moons"
     assert run("--data", "moons", "--n-train", "100", "--hidden", "8", "--out", str(out), *TINY) == 0
-    assert sorted(p.name for p in out.iterdir()) == [
-        "density.png", "history.png", "metrics.json", "model.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["density.png", "history.png", "metrics.json", "model.pt"]
     metrics = read_metrics(out)
     assert set(metrics) == METRIC_KEYS
     assert metrics["flow"] == "realnvp" and metrics["data"] == "moons" and metrics["dims"] == 2
@@ -52,17 +63,14 @@ def test_fit_moons_writes_metrics_plots_and_weights(tmp_path):
 
 def test_fit_digits_reports_bits_per_dim_and_writes_a_sample_grid(tmp_path):
     out = tmp_path / "digits"
-    assert run("--data", "digits", "--hidden", "16", "--batch-size", "64", "--out", str(out),
-               *TINY) == 0
-    assert sorted(p.name for p in out.iterdir()) == [
-        "history.png", "metrics.json", "model.pt", "samples.png"]
+    assert run("--data", "digits", "--hidden", "16", "--batch-size", "64", "--out", str(out), *TINY) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["history.png", "metrics.json", "model.pt", "samples.png"]
     metrics = read_metrics(out)
     assert set(metrics) == METRIC_KEYS | {"bits_per_dim"}
     assert metrics["dims"] == 64
     assert metrics["sizes"] == {"train": 1257, "valid": 270, "test": 270}
     nll = metrics["nll"]["test"]
-    assert metrics["bits_per_dim"]["test"] == pytest.approx(
-        (nll + 64 * math.log(17)) / (64 * math.log(2)))
+    assert metrics["bits_per_dim"]["test"] == pytest.approx((nll + 64 * math.log(17)) / (64 * math.log(2)))
 
 
 @pytest.mark.parametrize("flow", ["planar", "radial", "nice", "maf", "iaf"])
@@ -76,16 +84,14 @@ def test_fit_every_flow_family(tmp_path, flow):
 def test_in_process_runs_leave_threads_and_rng_alone(tmp_path):
     threads = torch.get_num_threads()
     state = torch.get_rng_state()
-    assert run("--n-train", "50", "--hidden", "8", "--threads", "1", "--out", str(tmp_path),
-               *TINY) == 0
+    assert run("--n-train", "50", "--hidden", "8", "--threads", "1", "--out", str(tmp_path), *TINY) == 0
     assert torch.get_num_threads() == threads
     assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_same_seed_same_result(tmp_path):
     for name in ("a", "b"):
-        assert run("--n-train", "60", "--hidden", "8", "--seed", "3", "--out",
-                   str(tmp_path / name), *TINY) == 0
+        assert run("--n-train", "60", "--hidden", "8", "--seed", "3", "--out", str(tmp_path / name), *TINY) == 0
     a, b = read_metrics(tmp_path / "a"), read_metrics(tmp_path / "b")
     assert a["nll"] == b["nll"] and a["history"] == b["history"]
 
@@ -156,13 +162,15 @@ def test_cuda_without_cuda_is_a_clear_error(tmp_path, capsys):
 
 def python_m(*args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-m", "pyro_flows", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pyro_flows", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_python_m_pyro_flows_writes_to_the_default_folder(tmp_path):
-    done = python_m("fit", "--steps", "2", "--layers", "2", "--hidden", "8", "--n-train", "50",
-                    "--no-progress", cwd=tmp_path)
+    done = python_m(
+        "fit", "--steps", "2", "--layers", "2", "--hidden", "8", "--n-train", "50", "--no-progress", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "wrote runs/realnvp-moons" in done.stdout  # the default --out, relative to cwd
     assert (tmp_path / "runs" / "realnvp-moons" / "metrics.json").exists()

@@ -10,11 +10,11 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from cases import CASES, Case
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 
 import pyro_flows as pf
-from cases import CASES, Case
 
 IDS = sorted(CASES)
 
@@ -90,7 +90,7 @@ def test_log_det_matches_autograd_jacobian_float64(case):
         xi = x[i]
         y = bound(xi)
         assert y.dtype == torch.float64
-        jac = torch.autograd.functional.jacobian(lambda v: bound(v.clone()), xi.clone())
+        jac = torch.autograd.functional.jacobian(lambda v, bound=bound: bound(v.clone()), xi.clone())
         n = xi.numel()
         sign, logabsdet = torch.linalg.slogdet(jac.reshape(n, n))
         assert sign != 0

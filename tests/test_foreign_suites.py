@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import pyro.distributions as dist
 import pytest
 import torch
+from cases import CASES, randomize
 from pyro.distributions.conditional import (
     ConditionalComposeTransformModule,
     ConditionalTransformedDistribution,
@@ -40,7 +41,6 @@ from torch.distributions import constraints
 from torch.distributions.transforms import AffineTransform, ComposeTransform, SoftplusTransform
 
 import pyro_flows as pf
-from cases import CASES, randomize
 
 CONTEXT_DIM = 3
 
@@ -61,7 +61,7 @@ class Twin:
     build: Callable  # build(event_shape, context_dim) -> flow
     event_dim: int = 1
     conditional: bool = False
-    prepare: Optional[Callable] = None  # called on the float flow after randomizing it
+    prepare: Callable | None = None  # called on the float flow after randomizing it
 
     @property
     def autoregressive(self) -> bool:
@@ -97,8 +97,11 @@ def _warm_batchnorm(t):
     d = t.event_shape[0]
     t.train()
     with torch.no_grad():
-        t.inv(torch.normal(torch.arange(0.0, d).expand(16, d), torch.arange(1.0, 1.0 + d) / d).to(
-            next(t.parameters()).dtype))
+        t.inv(
+            torch.normal(torch.arange(0.0, d).expand(16, d), torch.arange(1.0, 1.0 + d) / d).to(
+                next(t.parameters()).dtype
+            )
+        )
     t.eval()
 
 
@@ -119,8 +122,13 @@ TWINS = [
     Twin("conditional_affine_autoregressive", "IAF", _autoregressive(pf.IAF, "softclamp"), conditional=True),
     Twin("conditional_affine_autoregressive", "MAF", _autoregressive(pf.MAF, "softclamp"), conditional=True),
     Twin("conditional_affine_coupling[dim=-1]", "AffineCoupling", _coupling_vector, conditional=True),
-    Twin("conditional_affine_coupling[dim=-2]", "AffineCoupling-channels", _coupling_channels, event_dim=3,
-         conditional=True),
+    Twin(
+        "conditional_affine_coupling[dim=-2]",
+        "AffineCoupling-channels",
+        _coupling_channels,
+        event_dim=3,
+        conditional=True,
+    ),
     Twin("conditional_planar", "Planar", _vector(pf.Planar, hidden_dims=(10 * CONTEXT_DIM,)), conditional=True),
     Twin("conditional_radial", "Radial", _vector(pf.Radial, hidden_dims=(10 * CONTEXT_DIM,)), conditional=True),
     Twin("permute[dim=-1]", "Permute", _random_permutation),
@@ -175,7 +183,7 @@ def _shape_id(shape):
 class Built:
     flow: object  # the flow holding the parameters
     transform: object  # what Pyro's checks see: the flow, or the flow bound to its context
-    context: Optional[torch.Tensor]
+    context: torch.Tensor | None
 
 
 def build_twin(twin, shape, dtype=torch.float32) -> Built:
@@ -249,8 +257,8 @@ def pyro_check_shape(built, base_shape):
     assert dist.TransformedDistribution(base, [t]).sample().shape == base_shape
     n = len(base_shape)
     batch = base_shape[: n - t.domain.event_dim]
-    in_event = base_shape[n - t.domain.event_dim:]
-    out_event = base_shape[n - t.codomain.event_dim:]
+    in_event = base_shape[n - t.domain.event_dim :]
+    out_event = base_shape[n - t.codomain.event_dim :]
     assert t.forward_shape(in_event) == out_event
     assert t.forward_shape(base_shape) == batch + out_event
     assert t.inverse_shape(out_event) == in_event
@@ -284,8 +292,9 @@ def _pyro_params():
     for twin in TWINS:
         for shape in _event_shapes(twin):
             for check in PYRO_CHECKS:
-                yield pytest.param(twin, shape, check,
-                                   id=f"{twin.pyro_test}->{twin.pf_name}-{_shape_id(shape)}-{check}")
+                yield pytest.param(
+                    twin, shape, check, id=f"{twin.pyro_test}->{twin.pf_name}-{_shape_id(shape)}-{check}"
+                )
 
 
 @pytest.mark.parametrize("twin,shape,check", list(_pyro_params()))
@@ -344,7 +353,8 @@ GCP_SHAPES = [(3, 16, 16), (1, 3, 32, 32), (2, 5, 3, 64, 64)]
 def _conv1x1(event_shape, lu, dtype=torch.float32):
     torch.manual_seed(123)
     weight = torch.linalg.qr(torch.randn(event_shape[0], event_shape[0]))[0] + 0.3 * torch.randn(
-        event_shape[0], event_shape[0])
+        event_shape[0], event_shape[0]
+    )
     t = pf.InvertibleConv1x1(tuple(event_shape), lu=lu, weight=weight).to(dtype)
     return randomize(t, 0.1)
 
@@ -422,8 +432,9 @@ def _compose_parts(input_dim, context_dim):
 
 
 COMPOSERS = {
-    "pyro-ConditionalComposeTransformModule":
-        lambda parts, cache_size: ConditionalComposeTransformModule(parts, cache_size=cache_size),
+    "pyro-ConditionalComposeTransformModule": lambda parts, cache_size: ConditionalComposeTransformModule(
+        parts, cache_size=cache_size
+    ),
     "pf.Compose": lambda parts, cache_size: pf.Compose(parts).with_cache(cache_size),
 }
 
@@ -656,4 +667,3 @@ def test_torch_jacobian(case, direction, cache):
     assert bool((others == 0).all()), "one batch entry's output depends on another's input"
     expected = torch.linalg.slogdet(blocks).logabsdet
     assert torch.allclose(actual, expected, atol=1e-5), f"{actual} vs {expected}"
-

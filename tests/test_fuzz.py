@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 import fuzz
+import pytest
 
 
 def test_probes_are_seeded_and_cover_every_family_and_case():
@@ -25,6 +24,8 @@ def test_every_probe_ends_in_a_clear_error_or_a_correct_result():
     if bad:
         pytest.fail(
             f"{len(bad)} of {len(outcomes)} bad-input probes did not end in a clear error or a correct result:\n"
-            + fuzz.table(outcomes) + "\n" + "\n".join(o.line() for o in bad),
+            + fuzz.table(outcomes)
+            + "\n"
+            + "\n".join(o.line() for o in bad),
             pytrace=False,
         )

@@ -10,11 +10,11 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from cases import randomize
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 
 import pyro_flows as pf
-from cases import randomize
 
 
 def std_normal_log_prob(z):
@@ -46,8 +46,7 @@ def tiny_models():
     additive = randomize(pf.glow((1, 4, 4), levels=2, depth=1, hidden_channels=4, additive=True, lu=False), 0.05)
     with torch.no_grad():
         additive.inv(torch.rand(16, 1, 4, 4) * 3)
-    realnvp = randomize(pf.realnvp_image((2, 4, 4), levels=2, hidden_channels=4, num_blocks=1,
-                                         batch_norm=True), 0.05)
+    realnvp = randomize(pf.realnvp_image((2, 4, 4), levels=2, hidden_channels=4, num_blocks=1, batch_norm=True), 0.05)
     with torch.no_grad():
         realnvp.inv(torch.rand(16, 2, 4, 4) * 3)  # train-mode batch norm: running statistics
     realnvp.eval()

@@ -53,12 +53,15 @@ def test_run_loop_turns_a_nan_loss_into_divergence_and_restores():
     assert all(torch.equal(layer.state_dict()[k], v) for k, v in before.items())
 
 
-@pytest.mark.parametrize("options, message", [
-    (dict(steps=0), "steps must be a positive int"),
-    (dict(steps=None), "needs max_seconds"),
-    (dict(eval_every=True), "eval_every must be a positive int"),
-    (dict(max_seconds=-1.0), "max_seconds must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(steps=0), "steps must be a positive int"),
+        (dict(steps=None), "needs max_seconds"),
+        (dict(eval_every=True), "eval_every must be a positive int"),
+        (dict(max_seconds=-1.0), "max_seconds must be a positive number"),
+    ],
+)
 def test_loop_options_are_validated_in_one_place(options, message):
     with pytest.raises(ValueError, match=message):
         LoopOptions(**options)

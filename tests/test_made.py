@@ -147,16 +147,28 @@ def test_maf_slow_direction_matches_sequential_definition():
     torch.testing.assert_close(z2, z, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(ordering="random", seed=1), dict(hidden_degrees="random", seed=2),
-                                dict(context_dim=3), dict(hidden=(3, 2))],
-                         ids=["natural", "random-order", "random-degrees", "context", "narrow"])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(ordering="random", seed=1),
+        dict(hidden_degrees="random", seed=2),
+        dict(context_dim=3),
+        dict(hidden=(3, 2)),
+    ],
+    ids=["natural", "random-order", "random-degrees", "context", "narrow"],
+)
 @pytest.mark.parametrize("layer", [pf.MAF, pf.IAF])
 def test_fast_slow_direction_equals_the_recursion(layer, kw):
     """The one-unit-at-a-time inversion (no gradients) equals the D-pass recursion (with gradients)."""
     kw = dict(kw)
     torch.manual_seed(0)
     flow = layer(D, kw.pop("hidden", (10, 7)), **kw)
-    randomize = lambda: [p.add_(0.3 * torch.randn_like(p)) for p in flow.parameters()]
+
+    def randomize():
+        for p in flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+
     with torch.no_grad():
         randomize()
     ctx = torch.randn(5, 3) if "context_dim" in kw else None
@@ -175,9 +187,11 @@ def test_fast_slow_direction_equals_the_recursion(layer, kw):
         torch.testing.assert_close(slow(v, ctx)[0], u_rec2, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(ordering="random", hidden_degrees="random", seed=0),
-                                dict(residual=True), dict(ordering="reversed")],
-                         ids=["spread", "random", "residual", "reversed"])
+@pytest.mark.parametrize(
+    "kw",
+    [dict(), dict(ordering="random", hidden_degrees="random", seed=0), dict(residual=True), dict(ordering="reversed")],
+    ids=["spread", "random", "residual", "reversed"],
+)
 def test_every_output_of_a_conditional_made_depends_on_the_context(kw):
     # The first variable of the ordering too: its outputs see the context through degree-0 hidden units.
     torch.manual_seed(0)

@@ -8,8 +8,10 @@ from pyro_flows import orderings
 
 
 def made_state(flow):
-    return [torch.cat([m.degrees.float()] + [l.mask.flatten().float() for l in list(m.layers) + [m.output]])
-            for m in orderings.mades(flow)]
+    return [
+        torch.cat([m.degrees.float()] + [layer.mask.flatten().float() for layer in list(m.layers) + [m.output]])
+        for m in orderings.mades(flow)
+    ]
 
 
 def test_ensemble_of_one_is_the_log_prob_and_masks_are_restored():

@@ -129,8 +129,10 @@ def test_inverse_of_inverse_is_itself():
     t = pf.Planar(2)
     u = pf.Inverse(t)
     assert u.inv is t and u.inv.inv is u and t.inv.inv is t
-    assert all(isinstance(v, pf.FlowLike) for v in (t, u, pf.Compose([t]), pf.Planar(2, context_dim=1).condition(
-        torch.zeros(1))))
+    assert all(
+        isinstance(v, pf.FlowLike)
+        for v in (t, u, pf.Compose([t]), pf.Planar(2, context_dim=1).condition(torch.zeros(1)))
+    )
     assert pf.Compose([pf.MAF(2, (4,)), pf.IAF(2, (4,))]).fast == "neither" and "neither" in pf.FAST
 
 

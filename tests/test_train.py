@@ -11,9 +11,8 @@ from pyro.distributions.torch_transform import TransformModule
 from pyro.distributions.transforms import BatchNorm, Permute, affine_coupling
 from torch.distributions import constraints
 
-from pyro_flows import data
 import pyro_flows as pf
-from pyro_flows import flow_distribution
+from pyro_flows import data, flow_distribution
 from pyro_flows.flows import realnvp
 from pyro_flows.train import FitResult, History, TrainingDiverged, fit, nll
 
@@ -104,8 +103,7 @@ def test_fit_reduces_the_nll_of_a_realnvp_on_moons(one_thread):
     split = data.load("moons", n_train=512, n_valid=256, n_test=256, seed=0)
     d = flow_distribution(realnvp(2, num_layers=4, hidden_dims=(32, 32)))
     before = nll(d, split.test)
-    result = fit(d, split.train, split.valid, steps=200, batch_size=128, lr=3e-3,
-                 eval_every=50, progress=False, seed=0)
+    result = fit(d, split.train, split.valid, steps=200, batch_size=128, lr=3e-3, eval_every=50, progress=False, seed=0)
     assert isinstance(result, FitResult)
     assert result.steps_run == 200 and not result.stopped_early
     assert nll(d, split.test) < before - 0.3
@@ -128,8 +126,7 @@ def test_fit_keeps_the_best_parameters_and_stops_early():
     # training pulls the scale towards 3 while validation prefers 1: validation only gets worse
     d, scale = scaled(init=1.0)
     train, valid = normal_data(512, 3.0, seed=0), normal_data(512, 1.0, seed=1)
-    result = fit(d, train, valid, steps=1000, batch_size=64, lr=0.05, eval_every=5, patience=3,
-                 progress=False, seed=0)
+    result = fit(d, train, valid, steps=1000, batch_size=64, lr=0.05, eval_every=5, patience=3, progress=False, seed=0)
     assert result.stopped_early
     assert result.steps_run == 20
     assert result.best_step == 5
@@ -141,8 +138,7 @@ def test_fit_keeps_the_best_parameters_and_stops_early():
 
 def test_fit_without_validation_keeps_the_last_parameters():
     d, scale = scaled(init=1.0)
-    result = fit(d, normal_data(256, 3.0), steps=30, batch_size=64, lr=0.05, eval_every=10,
-                 progress=False, seed=0)
+    result = fit(d, normal_data(256, 3.0), steps=30, batch_size=64, lr=0.05, eval_every=10, progress=False, seed=0)
     assert result.best_valid is None
     assert result.best_step == 30 and result.steps_run == 30 and not result.stopped_early
     assert result.history.step == [10, 20, 30]
@@ -156,8 +152,7 @@ def test_fit_history_is_json_serializable():
     result = fit(d, x, x, steps=7, batch_size=16, eval_every=3, progress=True, seed=0)
     assert result.history.step == [3, 6, 7]
     payload = json.loads(json.dumps(result.as_dict()))
-    assert set(payload) == {"history", "best_valid", "best_step", "steps_run", "wall_time",
-                            "stopped_early"}
+    assert set(payload) == {"history", "best_valid", "best_step", "steps_run", "wall_time", "stopped_early"}
     assert set(payload["history"]) == {"step", "train_nll", "valid_nll"}
 
 
@@ -166,8 +161,7 @@ def test_fit_is_reproducible_with_a_seed():
     for _ in range(2):
         d, _ = scaled()
         x = normal_data(300, 2.0)
-        histories.append(fit(d, x, x, steps=20, batch_size=32, eval_every=5, progress=False,
-                             seed=7).history)
+        histories.append(fit(d, x, x, steps=20, batch_size=32, eval_every=5, progress=False, seed=7).history)
     assert histories[0] == histories[1]
 
 
@@ -280,22 +274,33 @@ def test_interrupt_restores_the_best_parameters():
     d = dist.TransformedDistribution(standard_normal(2), [scale])
     train, valid = normal_data(512, 3.0, seed=0), normal_data(512, 1.0, seed=1)
     with pytest.raises(KeyboardInterrupt):
-        fit(d, train, valid, steps=100, batch_size=64, lr=0.05, eval_every=10, progress=False,
-            seed=0)
+        fit(d, train, valid, steps=100, batch_size=64, lr=0.05, eval_every=10, progress=False, seed=0)
     assert not scale.training
     # validation gets worse as the scale grows, so the step-10 parameters are the best
     assert 1.0 < scale.scale.min().item() < 1.7
     reference = Scale(2)
-    fit(dist.TransformedDistribution(standard_normal(2), [reference]), train, valid, steps=10,
-        batch_size=64, lr=0.05, eval_every=10, progress=False, seed=0)
+    fit(
+        dist.TransformedDistribution(standard_normal(2), [reference]),
+        train,
+        valid,
+        steps=10,
+        batch_size=64,
+        lr=0.05,
+        eval_every=10,
+        progress=False,
+        seed=0,
+    )
     assert torch.equal(scale.scale, reference.scale)
 
 
 @pytest.mark.parametrize(
     "train, message",
     [
-        (torch.zeros(10, 3), r"train must have shape \(N, 2\) to match the distribution's "
-                             r"event shape \(2,\), got \(10, 3\)"),
+        (
+            torch.zeros(10, 3),
+            r"train must have shape \(N, 2\) to match the distribution's "
+            r"event shape \(2,\), got \(10, 3\)",
+        ),
         (torch.zeros(2), r"train must have shape \(N, 2\).*got \(2,\)"),
         (torch.zeros(4, 1, 2), r"got \(4, 1, 2\)"),
         (torch.zeros(0, 2), "train is empty"),
@@ -351,8 +356,9 @@ def test_fit_rejects_other_distributions_and_parameterless_flows():
 def test_fit_with_gradient_clipping_and_weight_decay_runs():
     d, scale = scaled()
     x = normal_data(64, 2.0)
-    result = fit(d, x, x, steps=10, batch_size=16, clip_grad=1.0, weight_decay=1e-4,
-                 eval_every=5, progress=False, seed=0)
+    result = fit(
+        d, x, x, steps=10, batch_size=16, clip_grad=1.0, weight_decay=1e-4, eval_every=5, progress=False, seed=0
+    )
     assert result.steps_run == 10
     assert torch.isfinite(scale.scale).all()
 
@@ -397,8 +403,16 @@ def test_fit_preprocess_noise_follows_the_seed_not_the_global_rng():
         torch.manual_seed(0)
         d = flow_distribution(realnvp(2, num_layers=2, hidden_dims=(8,)))
         torch.manual_seed(global_seed)
-        r = fit(d, pixels, steps=4, batch_size=32, eval_every=2, progress=False, seed=5,
-                preprocess=lambda b: data.dequantize(b, levels=4))
+        r = fit(
+            d,
+            pixels,
+            steps=4,
+            batch_size=32,
+            eval_every=2,
+            progress=False,
+            seed=5,
+            preprocess=lambda b: data.dequantize(b, levels=4),
+        )
         return r.history.train_nll
 
     assert run(1) == run(2)
@@ -411,8 +425,16 @@ def _one_step_change(**options):
         for p in flow.parameters():
             p.add_(0.1 * torch.randn_like(p))
     before = [p.detach().clone() for p in flow.parameters()]
-    fit(flow_distribution(flow), normal_data(64, 3.0), steps=1, batch_size=64, lr=1e-2, progress=False,
-        seed=0, **options)
+    fit(
+        flow_distribution(flow),
+        normal_data(64, 3.0),
+        steps=1,
+        batch_size=64,
+        lr=1e-2,
+        progress=False,
+        seed=0,
+        **options,
+    )
     return torch.cat([(p.detach() - b).flatten() for p, b in zip(flow.parameters(), before)])
 
 
@@ -429,8 +451,16 @@ def test_weight_decay_pulls_the_parameters_to_zero():
     norms = []
     for wd in (0.0, 1e3):
         flow = realnvp(2, num_layers=2, hidden_dims=(8,))
-        fit(flow_distribution(flow), normal_data(64, 1.0), steps=100, batch_size=64, lr=2e-2, progress=False,
-            seed=0, weight_decay=wd)
+        fit(
+            flow_distribution(flow),
+            normal_data(64, 1.0),
+            steps=100,
+            batch_size=64,
+            lr=2e-2,
+            progress=False,
+            seed=0,
+            weight_decay=wd,
+        )
         norms.append(sum(p.detach().norm() ** 2 for p in flow.parameters()).sqrt().item())
     assert norms[1] < 0.7 * norms[0]
 
@@ -450,11 +480,32 @@ def test_fit_trains_a_conditional_flow_with_its_context_minibatched(one_thread, 
     cond = flow_distribution(flow)
     before = nll(cond, xv, context=cv)
     if form == "bound":
-        result = fit(flow_distribution(flow, context=c), x, xv, valid_context=cv, steps=150, batch_size=64,
-                     lr=5e-3, eval_every=50, progress=False, seed=0)
+        result = fit(
+            flow_distribution(flow, context=c),
+            x,
+            xv,
+            valid_context=cv,
+            steps=150,
+            batch_size=64,
+            lr=5e-3,
+            eval_every=50,
+            progress=False,
+            seed=0,
+        )
     else:
-        result = fit(cond, x, xv, context=c, valid_context=cv, steps=150, batch_size=64, lr=5e-3,
-                     eval_every=50, progress=False, seed=0)
+        result = fit(
+            cond,
+            x,
+            xv,
+            context=c,
+            valid_context=cv,
+            steps=150,
+            batch_size=64,
+            lr=5e-3,
+            eval_every=50,
+            progress=False,
+            seed=0,
+        )
     after = nll(cond, xv, context=cv)
     assert after < before - 1.0  # the context explains most of the first coordinate
     assert result.best_valid == pytest.approx(after, rel=1e-5)

@@ -66,7 +66,10 @@ def test_tutorial_runs_in_smoke_mode(path, monkeypatch):
     skip_unless_available(nb, path.name)
     nb.cells.insert(0, nbformat.v4.new_code_cell("import sys; print(sys.prefix)"))
     client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=300, record_timing=False,
+        nb,
+        kernel_name="python3",
+        timeout=300,
+        record_timing=False,
         resources={"metadata": {"path": str(TUTORIALS)}},
     )
     failure = None
@@ -110,6 +113,7 @@ def test_tutorial_declares_the_data_it_loads(path):
 
 def test_saved_notebooks_match_their_cell_modules():
     # tutorials/_build.py --check: every saved notebook has the cells (and metadata) of its _cells_NN.py
-    done = subprocess.run([sys.executable, str(TUTORIALS / "_build.py"), "--check"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(TUTORIALS / "_build.py"), "--check"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, f"re-run tutorials/_build.py for:\n{done.stdout}{done.stderr}"

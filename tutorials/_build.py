@@ -72,8 +72,9 @@ def execute(nb: nbformat.NotebookNode, *, timeout: int = 600) -> float:
     from nbclient import NotebookClient
 
     start = time.perf_counter()
-    NotebookClient(nb, kernel_name="python3", timeout=timeout, record_timing=False,
-                   resources={"metadata": {"path": str(HERE)}}).execute()
+    NotebookClient(
+        nb, kernel_name="python3", timeout=timeout, record_timing=False, resources={"metadata": {"path": str(HERE)}}
+    ).execute()
     for cell in nb.cells:  # one stream output per cell and stream, as Jupyter shows them
         merged = []
         for out in cell.get("outputs", []):
@@ -108,11 +109,15 @@ def stale(key: str) -> str | None:
 def main() -> None:
     keys = list(cell_modules())
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("notebooks", nargs="*", metavar="NN",
-                        help=f"which notebooks ({', '.join(keys)}); all when none is given")
+    parser.add_argument(
+        "notebooks", nargs="*", metavar="NN", help=f"which notebooks ({', '.join(keys)}); all when none is given"
+    )
     parser.add_argument("--execute", action="store_true", help="run the notebooks in full mode and save their outputs")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if a saved notebook's cells differ from its cell module")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a saved notebook's cells differ from its cell module",
+    )
     args = parser.parse_args()
     unknown = [k for k in args.notebooks if k not in keys]
     if unknown:

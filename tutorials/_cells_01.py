@@ -3,7 +3,9 @@
 NOTEBOOK = "01_flows_in_pyro.ipynb"
 
 CELLS = [
-    ("md", r"""
+    (
+        "md",
+        r"""
 # Normalizing flows in Pyro with `pyro_flows`
 
 A normalizing flow turns a simple base density $p_Z$ (here a standard normal) into a flexible one by pushing it
@@ -35,8 +37,11 @@ Every factory (and every layer but `BatchNorm`) takes an optional `context_dim`,
 
 This notebook: **1.** the objects, **2.** density estimation with RealNVP, **3.** exactness of the planar flow's
 inverse and log-det, **4.** a flow as the guide of a Pyro model (SVI), **5.** a conditional flow.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # Pyro imports tqdm.auto; without ipywidgets it warns
@@ -66,15 +71,21 @@ if SMOKE:
 torch.set_num_threads(1)  # the networks here are tiny: threads cost more than they gain on a CPU
 pyro.set_rng_seed(0)      # seeds torch, numpy and random
 FIGURES = Path(tempfile.mkdtemp())  # pyro_flows.plots writes PNG files; we display them from here
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 1. One object: a `TransformModule` in a `TransformedDistribution`
 
 Each layer is a `TransformModule`; each factory chains its layers in a `pf.Compose`, a Pyro
 `ComposeTransformModule` (an `nn.ModuleList` of the layers that works as one transform). `fast` names the direction
 that costs one pass; it is what the table above says.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 examples = {
     "planar": pf.planar(2, num_layers=2),
     "radial": pf.radial(2, num_layers=2),
@@ -85,21 +96,30 @@ for name, f in examples.items():
     parts = ", ".join(type(p).__name__ for p in f.parts)
     layers_ok = all(isinstance(p, TransformModule) for p in f.parts)
     print(f"{name:8} fast={f.fast:8} layers are TransformModules: {layers_ok}  parts: {parts}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The last layer of every conditioner starts at zero, so a new coupling flow is the identity: its density is the
 base density. `log_prob` runs the inverse (data to base), `rsample` the forward map (base to data), with
 gradients reaching the flow's parameters.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 flow = pf.realnvp(2, num_layers=4, hidden_dims=(32, 32))
 d = pf.flow_distribution(flow)  # = TransformedDistribution(Normal(0, I).to_event(1), flow)
 x = torch.randn(3, 2)
 base = dist.Normal(torch.zeros(2), torch.ones(2)).to_event(1)
 print("log_prob:", d.log_prob(x).detach(), "| new flow == base density:", torch.allclose(d.log_prob(x), base.log_prob(x)))
 print("rsample:", d.rsample((3,)).shape, "| parameters:", sum(p.numel() for p in flow.parameters()))
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 2. Density estimation: RealNVP on two moons
 
 `pf.data.load("moons")` draws independent train/validation/test sets of the standardized two-moons density.
@@ -107,8 +127,11 @@ print("rsample:", d.rsample((3,)).shape, "| parameters:", sum(p.numel() for p in
 `eval_every` steps, stops early when it stops improving and leaves the best parameters in place (in eval mode).
 `progress=True` (the default) shows a tqdm bar; it is off here to keep the saved outputs short.
 `pf.nll` is the mean NLL in nats, evaluated without gradients.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 sizes = dict(n_train=500, n_valid=200, n_test=200) if SMOKE else dict(n_train=5000, n_valid=1000, n_test=1000)
 split = pf.data.load("moons", seed=0, **sizes)
 
@@ -122,26 +145,38 @@ print(f"{result.steps_run} steps in {result.wall_time:.0f} s, best validation NL
 gaussian = dist.MultivariateNormal(split.train.mean(0), torch.cov(split.train.T))
 print(f"test NLL: RealNVP {pf.nll(moons, split.test):.3f} nats, "
       f"full-covariance Gaussian {-gaussian.log_prob(split.test).mean():.3f} nats")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 `pyro_flows.plots` saves figures as PNG files: the learning curve, and the data, the learned density $p(x)$ on a
 grid and samples from the flow, as histograms over the same box.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 display(Image(filename=str(plots.plot_history(result.history, FIGURES / "history.png",
                                               title="RealNVP on two moons"))))
 display(Image(filename=str(plots.plot_density_2d(
     moons, split.train, FIGURES / "moons.png", grid_size=40 if SMOKE else 200,
     num_samples=500 if SMOKE else 20_000, bins=60))))
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 3. Exactness: the planar flow in both directions
 
 A planar layer $f(z) = z + \hat u \tanh(w^\top z + b)$ is cheap forward, but has no closed-form inverse. Pyro's
 `Planar` has none at all: its `log_prob` only works on values it sampled itself (it looks them up in a cache), so
 it cannot score data:
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from pyro.distributions.transforms import planar as pyro_planar
 
 pyro_planar_dist = dist.TransformedDistribution(base, [pyro_planar(2) for _ in range(8)])
@@ -149,26 +184,38 @@ try:
     pyro_planar_dist.log_prob(split.test)
 except KeyError as err:
     print(f"Pyro's Planar: {type(err).__name__}: {err}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 `pf.Planar` inverts exactly: with $a = w^\top z + b$, the inverse solves the scalar monotone equation
 $a + (w^\top \hat u)\tanh(a) = w^\top x + b$ by a safeguarded Newton iteration, then $z = x - \hat u \tanh(a)$.
 So a planar flow can be trained by maximum likelihood and can score held-out data. (Eight planar layers are
 much less expressive than RealNVP: the point here is that the numbers exist and are exact, not that they are good.)
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 planar_flow = pf.planar(2, num_layers=8)
 planar_dist = pf.flow_distribution(planar_flow)
 pf.fit(planar_dist, split.train, split.valid, steps=10 if SMOKE else 300, lr=5e-3, eval_every=10 if SMOKE else 100,
     seed=0, progress=False)
 print(f"pf.planar test NLL: {pf.nll(planar_dist, split.test):.3f} nats")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Round trips. Transforms cache their last `(x, y)` pair, so `f.inv(f(z))` would just return the cached `z`;
 `.clone()` makes a new tensor and forces a real computation. In float64 the error is at the level of float64
 rounding.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 flow64 = copy.deepcopy(planar_flow).to(torch.float64)
 for f, dtype in [(planar_flow, torch.float32), (flow64, torch.float64)]:
     x = split.test.to(dtype)
@@ -177,19 +224,28 @@ for f, dtype in [(planar_flow, torch.float32), (flow64, torch.float64)]:
         err_x = (f(f.inv(x).clone()) - x).abs().max().item()   # data -> base (Newton) -> data
         err_z = (f.inv(f(z).clone()) - z).abs().max().item()   # base -> data -> base (Newton)
     print(f"{str(dtype):14} max |f(f^-1(x)) - x| = {err_x:.1e}   max |f^-1(f(z)) - z| = {err_z:.1e}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The log-det against the Jacobian computed by autograd, at one point (float64):
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 z0 = torch.tensor([0.3, -0.7], dtype=torch.float64)
 jacobian = torch.autograd.functional.jacobian(lambda v: flow64(v), z0)
 _, log_det = flow64.forward_and_log_det(z0[None])
 print("Jacobian:\n", jacobian.numpy())
 print(f"log|det J| by autograd: {torch.linalg.slogdet(jacobian).logabsdet.item():.12f}")
 print(f"log|det J| of the flow: {log_det.item():.12f}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 4. A flow as a variational guide (SVI)
 
 A small model with a curved posterior: a two-dimensional latent $z$ with a standard-normal prior, and ten
@@ -201,8 +257,11 @@ The posterior lies along the parabola $z_2 \approx z_1^2 + \bar y$: a banana tha
 mean-field Gaussian, can follow. Because $z$ is two-dimensional we can evaluate the unnormalized posterior on a grid
 and get the log evidence $\log p(y)$ by quadrature; the gap $\log p(y) - \mathrm{ELBO}$ is exactly
 $\mathrm{KL}(q \,\|\, p(z \mid y))$ (up to the Monte Carlo error of the ELBO estimate, here 20,000 particles).
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 SIGMA = 0.4
 y_obs = -1.0 + SIGMA * torch.randn(10)
 
@@ -221,14 +280,20 @@ zz = torch.stack(torch.meshgrid(grid, grid, indexing="xy"), dim=-1)
 log_post = log_joint(zz)
 log_evidence = (torch.logsumexp(log_post.flatten(), 0) + 2 * math.log(grid[1] - grid[0])).item()
 print(f"log p(y) by quadrature: {log_evidence:.3f}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The guide is the flow's distribution; `pyro.module("flow", flow)` registers the flow's parameters with Pyro's
 parameter store so that the optimizer trains them. The ELBO is averaged over 4 particles per step, vectorized, and
 the learning rate decays by a factor 50 over training (`ClippedAdam`'s `lrd`). The mean-field baseline is
 `AutoNormal`, trained the same way.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal
 from pyro.optim import ClippedAdam
@@ -259,8 +324,11 @@ curves["AutoNormal"] = train(mean_field, 3e-2)
 elbos["AutoNormal"] = final_elbo(mean_field)
 for name, value in elbos.items():
     print(f"{name:14} ELBO {value:8.3f}   KL(q || posterior) = log p(y) - ELBO = {log_evidence - value:.3f}")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 with torch.no_grad():
     samples = {
         "RealNVP guide": pf.flow_distribution(guide_flow).sample((300 if SMOKE else 2000,)),
@@ -283,8 +351,11 @@ for ax, (name, s) in zip(axes[1:], samples.items()):
     ax.set_aspect("equal")
 plt.tight_layout()
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 5. A conditional flow
 
 `pf.realnvp(2, context_dim=1)` makes every coupling's conditioner also read a context vector. Here the context is
@@ -295,8 +366,11 @@ of the two coordinates' standard deviations), with constants estimated from the 
 Training needs one context per data point: `pf.flow_distribution(flow, context=c)` binds a context tensor of shape
 `(batch, 1)`, and its `log_prob(x)` with `x` of shape `(batch, 2)` scores each point under its own context. `pf.fit`
 takes a plain distribution, so we write the short training loop ourselves.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from sklearn.datasets import make_moons
 
 n = 700 if SMOKE else 6000
@@ -322,13 +396,19 @@ for step in range(steps):
     schedule.step()
 cond_flow.eval()  # no batch norm here, but this is the habit: evaluate in eval mode
 print(f"last training loss {loss.item():.3f}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The conditional density is also a classifier, by Bayes' rule with equal class priors:
 $p(x) = \tfrac12 p(x \mid 0) + \tfrac12 p(x \mid 1)$ and $p(k \mid x) \propto p(x \mid k)$. If the two moons were
 perfectly separable, $-\log p(x)$ would exceed $-\log p(x \mid k)$ by exactly $\log 2 = 0.693$ nats.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 with torch.no_grad():
     log_p_given_k = torch.stack([
         pf.flow_distribution(cond_flow, context=torch.full_like(c_test, k)).log_prob(x_test) for k in (0.0, 1.0)
@@ -339,13 +419,19 @@ with torch.no_grad():
 print(f"test NLL: -log p(x | k) = {-log_p_true_label.mean():.3f} nats, -log p(x) = {-log_p.mean():.3f} nats "
       f"(difference {(log_p_true_label - log_p).mean():.3f})")
 print(f"Bayes classifier from the flow: test accuracy {accuracy:.3f}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Sampling per label. Without a context, `pf.flow_distribution(cond_flow)` is a Pyro
 `ConditionalTransformedDistribution`; `.condition(context)` binds one context (shape `(1,)`, broadcast over the
 samples) and returns an ordinary `TransformedDistribution`.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 conditional = pf.flow_distribution(cond_flow)
 print(type(conditional).__name__, "->", type(conditional.condition(torch.tensor([0.0]))).__name__)
 
@@ -363,8 +449,11 @@ for ax in axes:
     ax.set_aspect("equal")
 plt.tight_layout()
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## Summary
 
 * A `pyro_flows` flow is a Pyro `TransformModule`: `pf.flow_distribution(flow)` (or
@@ -374,5 +463,6 @@ plt.show()
 * On a banana-shaped posterior a 4-layer RealNVP guide closes most of the KL gap that a mean-field guide leaves.
 * Conditional flows need no separate classes: pass `context_dim`, then bind contexts with
   `flow_distribution(flow, context=...)` or `.condition(context)`.
-"""),
+""",
+    ),
 ]

@@ -3,7 +3,9 @@
 NOTEBOOK = "02_maf_vs_iaf.ipynb"
 
 CELLS = [
-    ("md", r"""
+    (
+        "md",
+        r"""
 # MAF vs IAF: which direction is fast, and why
 
 Both flows are built from one **affine autoregressive map** between two vectors $u, v \in \mathbb R^D$:
@@ -41,8 +43,11 @@ layer's public switch `layer.inversion` (`"auto"` by default, `"recursive"` or `
 
 This notebook: **1.** counting network passes in each direction, **2.** MAF density estimation on two moons,
 **3.** sampling timings of a MAF, naive vs fast slow direction, **4.** an IAF as the guide of a Pyro model (SVI).
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # Pyro imports tqdm.auto; without ipywidgets it warns
@@ -72,14 +77,20 @@ if SMOKE:
 torch.set_num_threads(1)  # small networks, and timings below: one thread makes them repeatable
 pyro.set_rng_seed(0)      # seeds torch, numpy and random
 FIGURES = Path(tempfile.mkdtemp())  # pyro_flows.plots writes PNG files; we display them from here
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 1. Counting network passes
 
 A forward hook on the MADE counts its full passes. One MAF layer and one IAF layer with $D = 6$; a new MADE's last
 layer is zero (a new flow is the identity), so we give it small random weights to make the maps non-trivial.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 D = 6
 passes = {"n": 0}
 
@@ -110,8 +121,11 @@ for name, cls in [("MAF", pf.MAF), ("IAF", pf.IAF)]:
 print(f"{'full MADE passes, D = ' + str(D):40} {'MAF':>5} {'IAF':>5}")
 for op in table["MAF"]:
     print(f"{op:40} {table['MAF'][op]:5} {table['IAF'][op]:5}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 * The fast side is **1 pass**: MAF's `log_prob`, IAF's sampling.
 * The slow side with gradients is the recursion: **$D$ = 6 passes**.
 * The slow side without gradients is `sequential_inverse`: **0 full passes** (it never calls `MADE.forward`; it computes
@@ -122,8 +136,11 @@ for op in table["MAF"]:
 
 The Jacobian of the MAF layer's density direction (data $\to$ base), by autograd: lower triangular, because output
 $d$ only reads inputs before $d$; its log-determinant is the sum of the log-scales.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 maf_layer = pf.MAF(D, (32, 32))
 torch.nn.init.normal_(maf_layer.conditioner.output.weight, std=0.1)
 x0 = torch.randn(D, dtype=torch.float64)
@@ -133,16 +150,22 @@ print("nonzero pattern of dz/dx:\n", (jacobian.abs() > 0).int().numpy())
 _, log_det = maf_layer.inverse_and_log_det(x0[None])  # log|det dx/dz| of the layer, at z = f^-1(x0)
 print(f"log|det dz/dx| by autograd {torch.linalg.slogdet(jacobian).logabsdet.item():.12f}, "
       f"from the log-scales {-log_det.item():.12f}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 2. Density estimation with MAF: two moons
 
 MAF's density direction is its fast one, so maximum-likelihood training costs one MADE pass per layer and step.
 `pf.maf(2, num_layers=8)` stacks 8 MAF layers whose MADE orderings alternate (natural, reversed), so every
 coordinate is transformed conditioned on the other in turn. `pf.fit` trains with Adam on minibatches, evaluates the
 validation NLL every `eval_every` steps, and keeps the best parameters; `progress=False` turns off its tqdm bar.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 sizes = dict(n_train=500, n_valid=200, n_test=200) if SMOKE else dict(n_train=5000, n_valid=1000, n_test=1000)
 split = pf.data.load("moons", seed=0, **sizes)
 
@@ -157,19 +180,28 @@ gaussian = dist.MultivariateNormal(split.train.mean(0), torch.cov(split.train.T)
 maf_test_nll = pf.nll(moons, split.test)
 print(f"held-out (test) NLL: MAF {maf_test_nll:.3f} nats, full-covariance Gaussian "
       f"{-gaussian.log_prob(split.test).mean():.3f} nats")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The learning curve, then the data, the learned density $p(x) = \exp(\text{log\_prob})$ on a grid, and samples
 drawn from the flow (2-D histograms over the same box). The density grid is MAF's fast direction; the samples are its
 slow one, computed exactly (here with only $D = 2$ generation steps per layer).
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 display(Image(filename=str(plots.plot_history(result.history, FIGURES / "history.png", title="MAF on two moons"))))
 display(Image(filename=str(plots.plot_density_2d(
     moons, split.train, FIGURES / "moons.png", grid_size=40 if SMOKE else 200,
     num_samples=500 if SMOKE else 20_000, bins=60, title="pf.maf(2, num_layers=8) on two moons"))))
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 3. Sampling a MAF: naive vs fast slow direction
 
 A MAF of 5 layers with MADEs of fixed width $2 \times 256$, for $D$ from 8 to 128, batches of 256 points, one thread.
@@ -183,8 +215,11 @@ layer's `inversion` switch:
 Both return `(u, log_det)`. We check that they agree, and time both against `log_prob` (the fast direction, one pass
 per layer). Each time is the median CPU time of several calls; every call gets a fresh tensor (`.clone()`), because a
 transform caches its last input and output.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 DIMS = (8, 16) if SMOKE else (8, 16, 32, 64, 128)
 HIDDEN = (64, 64) if SMOKE else (256, 256)
 BATCH, LAYERS = (64 if SMOKE else 256), 5
@@ -233,8 +268,11 @@ for D in DIMS:
           f"{timings['fast sample'][-1] / timings['log_prob'][-1]:4.1f} | max |x_naive - x_fast| = "
           f"{(x_naive - x_fast).abs().max().item():.1e}, "
           f"max |log-det diff| = {(ld_naive - ld_fast).abs().max().item():.1e}")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 dims = np.array(DIMS)
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
 for (name, ms), marker in zip(timings.items(), "o^s"):
@@ -252,8 +290,11 @@ for ax in axes:
     ax.legend()
 plt.tight_layout()
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The naive slow direction costs about $D$ times the fast one: it runs the whole network once per generation step.
 The sequential one computes every hidden unit once; what it pays beyond one pass is $D$ small sequential steps (a
 few small matrix products each), so its ratio grows far more slowly with $D$. Both are exact: the samples and log-dets
@@ -267,8 +308,11 @@ $\mathrm{ELBO} = \mathbb E_{z \sim q}[\log p(z, y) - \log q(z)]$. For an IAF bot
 is one MADE pass per layer, and `log_prob` of that sample comes from the cache. A MAF guide would run the $D$-pass
 recursion with gradients in every step. Counting MADE passes in one SVI step (8 particles, vectorized) with a guide
 of 4 layers, $D = 2$:
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from pyro.infer import SVI, Predictive, Trace_ELBO
 from pyro.infer.autoguide import AutoNormal, AutoNormalizingFlow
 from pyro.optim import ClippedAdam
@@ -297,8 +341,11 @@ for name, factory in [("IAF guide", pf.iaf), ("MAF guide", pf.maf)]:
     pyro.clear_param_store()
     svi = SVI(model, flow_guide(flow), ClippedAdam({"lr": 1e-2}), make_elbo(8))
     print(f"{name}: {count(svi.step)} MADE passes per SVI step")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The target is Neal's funnel, given to Pyro as a `pyro.factor`: the model's joint density is the normalized funnel
 density, so the log evidence is exactly 0 and $-\mathrm{ELBO} = \mathrm{KL}(q \,\|\, p)$. Its scale in $x$ changes by
 a factor $e^{v}$ along $v$: no Gaussian follows it, and a mean-field Gaussian (`AutoNormal`) cannot even correlate
@@ -309,8 +356,11 @@ Three guides, each trained with 8 particles per step and a learning rate that de
 (`ClippedAdam`'s `lrd`): the IAF guide written by hand, `AutoNormal`, and Pyro's `AutoNormalizingFlow` with
 `pf.iaf` as its transform factory (it calls `partial(pf.iaf, ...)(latent_dim)`). The final ELBO uses 20,000
 particles.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 STEPS = 30 if SMOKE else 1500
 
 def train(guide, lr):
@@ -339,8 +389,11 @@ for name, (guide, lr) in guides.items():
         samples[name] = Predictive(model, guide=guide, num_samples=2000, parallel=True, return_sites=["z"])()["z"]
     print(f"{name:28} ELBO {elbos[name]:7.3f}   KL(q || p) = -ELBO = {-elbos[name]:.3f}   "
           f"({STEPS} steps, {seconds:.0f} s)")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 v_grid, x_grid = torch.linspace(-3.5, 3.5, 281), torch.linspace(-8, 8, 321)
 vv, xx = torch.meshgrid(v_grid, x_grid, indexing="ij")
 log_p = log_target(torch.stack([vv, xx], dim=-1))
@@ -362,8 +415,11 @@ for ax, name, color in [(axes[1], "IAF guide", "C0"), (axes[2], "AutoNormal", "C
            xlim=(-8, 8), ylim=(-3.5, 3.5))
 plt.tight_layout()
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## Summary
 
 * MAF and IAF are one affine autoregressive map put in opposite directions. MAF: `log_prob` is one MADE pass
@@ -373,5 +429,6 @@ plt.show()
   (section 3's plot). With gradients the recursion is used, so that the result keeps its graph.
 * An IAF guide closes the KL gap on a funnel that a mean-field guide cannot follow; `AutoNormalizingFlow` with
   `partial(pf.iaf, ...)` gives the same guide in one line.
-"""),
+""",
+    ),
 ]

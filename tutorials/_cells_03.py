@@ -4,7 +4,9 @@ NOTEBOOK = "03_realnvp_glow_mnist.ipynb"
 REQUIRES = ["mnist"]  # recorded in the notebook's metadata: the tests skip it, with the reason, when MNIST is absent
 
 CELLS = [
-    ("md", r"""
+    (
+        "md",
+        r"""
 # RealNVP and Glow on MNIST
 
 `pf.realnvp_image` (Dinh et al. 2017, arXiv:1605.08803) and `pf.glow` (Kingma & Dhariwal 2018, arXiv:1807.03039) are
@@ -21,8 +23,11 @@ The models of section 4 are small and train for **about two minutes each on one 
 2 to 3 bits/dim and gives a latent space good enough for interpolation (section 5). It does not give samples that
 look like digits, and it is far from the papers (RealNVP 1.06 and Glow 1.05 bits/dim on MNIST, as reported in the
 Glow paper, after long GPU training). `bench/train_mnist.py` runs the longer benchmark.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 import warnings
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # Pyro imports tqdm.auto; without ipywidgets it warns
@@ -69,8 +74,11 @@ def show(ax, images, ncols, title=None):
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 1. Preprocessing: dequantization, logit, bits/dim
 
 **Dequantization.** Pixels are integers $k \in \{0, \dots, 255\}$. A density on $\mathbb R^{784}$ fitted to
@@ -100,8 +108,11 @@ $$\text{bits/dim} = \frac{\mathrm{NLL}_{[0,1)} + D \log 256}{D \log 2}$$
 
 (`pf.data.bits_per_dim(nll, 784)`). The offset $D \log 256$ puts the figure on an absolute scale: the uniform density
 on $[0, 1)^{784}$ has NLL 0, i.e. **8 bits/dim**, the cost of storing raw bytes; every model must beat that.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 gen = torch.Generator().manual_seed(0)
 digits = split.train[:8]
 x1, x2 = pf.data.dequantize(digits, generator=gen), pf.data.dequantize(digits, generator=gen)
@@ -126,8 +137,11 @@ axes[2].hist(y.flatten().numpy(), bins=64, color="C1")
 axes[2].set(yscale="log", xlabel="y = logit(0.05 + 0.9 x)", title="what the flow models: logit space")
 plt.tight_layout()
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The zeros of MNIST become a narrow spike near $\operatorname{logit}(0.05) \approx -2.94$ and the 255s one near
 $+2.94$: bounded, and with no edge for the flow to fit.
 
@@ -147,8 +161,11 @@ plain bool tensors from `pf.masks`:
 channels, so $(C, H, W) \to (4C, H/2, W/2)$; output channel $4c + 2i + j$ at $(h, w)$ is input channel $c$ at
 $(2h + i, 2w + j)$. It is a permutation: log-det 0. A channel mask after a squeeze therefore splits every $2 \times 2$
 block into its top and bottom rows.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 def draw_mask(ax, mask, title):
     ax.imshow(mask.float().numpy(), cmap="Blues", vmin=-0.3, vmax=1.3)
     ax.set_xticks([]), ax.set_yticks([])
@@ -189,8 +206,11 @@ draw_mask(fig.add_subplot(grid[1, 6]), pf.depth_to_space(after)[0], "channels((4
 draw_mask(fig.add_subplot(grid[1, 7]), pf.depth_to_space(~after)[0], "flip=True\nseen at 4x4")
 plt.tight_layout()
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 3. Multi-scale: levels and factor-out, still one exact density
 
 Both architectures work at several scales (**levels**). Per level, in the density direction (data $\to$ latent):
@@ -220,8 +240,11 @@ $$\log p(x) = \log \mathcal N(z; 0, I) - \log\left|\det \frac{\partial x}{\parti
 
 Below: the two models of section 4 (smaller than the papers'), their layers in the density direction, their
 parameter counts, which level each latent dimension leaves at, and the check of the formula above on a batch.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 LAM = 0.05  # RealNVP's logit margin, used for both models
 if SMOKE:
     realnvp_kw = dict(levels=2, hidden_channels=4, num_blocks=1)
@@ -295,15 +318,21 @@ for name, flow in models.items():
     print(f"{name}: {n_params:,} parameters; density direction, data (1, 28, 28) -> latent (1, 28, 28):")
     print("\n".join("  " + line for line in outline(flow)))
     print()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Which level each latent dimension leaves at, found by walking the same structure (`FactorOut`'s last channels exit
 at its level, `Squeeze` moves them back to full-resolution positions). In both models the first factor-out takes the
 last 2 of the 4 squeezed channels, i.e. the bottom row of every $2 \times 2$ block: the odd rows of $z$ leave after
 level 1, and the even rows pass through the second level. The base density is i.i.d. over positions, so this
 arrangement costs nothing.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 def latent_levels(flow, level=1):
     # for every position of z, the level at which it leaves the flow (density direction)
     if isinstance(flow, pf.Compose):
@@ -328,8 +357,11 @@ fig.legend(handles=[plt.matplotlib.patches.Patch(color=colors[k - 1], label=f"le
            loc="center right")
 plt.tight_layout(rect=(0, 0, 0.86, 1))
 plt.show()
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 # The exactness check, on a batch of dequantized training images. This first call also initializes Glow's ActNorm
 # layers from data (each standardizes its output on the first batch it sees), as the paper does.
 torch.manual_seed(1)
@@ -345,8 +377,11 @@ for name, flow in models.items():
           f"{(log_p - by_hand).abs().max().item():.1e}; round trip max |f(f^-1(x)) - x| = "
           f"{(x_back - x).abs().max().item():.1e}; z {tuple(z.shape)}")
     print(f"{' ' * len(name)}  an untrained model: {pf.data.bits_per_dim(-log_p.mean().item(), DIMS):.2f} bits/dim")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The two sides agree (exactly: `TransformedDistribution.log_prob` runs the same layers), and the round trip is exact
 to float32 rounding. Section 4 checks the log-det once more, against autograd, after training. An untrained RealNVP
 is the identity (its couplings' last layers start at zero), i.e. a standard normal in logit space, worse than the
@@ -367,8 +402,11 @@ bounded in both directions. Glow's own choice is available as `scale="sigmoid"`:
 latent, the flow's inverse in Pyro's convention) multiplies by $\sigma(h + 2) \in (0, 1)$ as in the paper, so it can
 only contract. In a 300-step check of this small Glow on 5,000 training images it learned more slowly than softclamp
 (3.29 vs 2.39 validation bits/dim), which is why it is not the default.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 BUDGET_S = None if SMOKE else 120  # seconds per model
 train = split.train[:256] if SMOKE else split.train
 valid = pf.data.dequantize(split.valid[:32 if SMOKE else 500], generator=torch.Generator().manual_seed(1))
@@ -391,13 +429,19 @@ for name, r in results.items():
     print(f"{name:8} {n_params:10,} {r.steps_run:6} {r.wall_time:8.0f} {r.wall_time / r.steps_run:7.2f} "
           f"{r.steps_run * 64:12,} {pf.data.bits_per_dim(r.best_valid, DIMS):15.3f} {test_bpd[name]:14.3f}")
 print("for scale: uniform 8 bits/dim; RealNVP 1.06 and Glow 1.05 bits/dim in the Glow paper, after far longer training")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Now that the flows are far from the identity, the log-det of the whole multi-scale map (data $\to$ latent, logit,
 couplings, squeezes and factor-outs together) against the log-determinant of its full $784 \times 784$ Jacobian,
 computed by autograd in float64 for one test image:
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 for name, flow in models.items():
     flow64 = copy.deepcopy(flow).double()
     x0 = test[:1].double()
@@ -406,8 +450,11 @@ for name, flow in models.items():
     _, log_det = flow64.inverse_and_log_det(x0)                                              # log|det dx/dz|
     print(f"{name}: log|det dz/dx| by autograd {torch.linalg.slogdet(jacobian).logabsdet.item():.9f}, "
           f"from the layers {-log_det.item():.9f}")
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 fig, ax = plt.subplots(figsize=(7, 4))
 for (name, r), color in zip(results.items(), ("C0", "C1")):
     h = r.history
@@ -419,8 +466,11 @@ ax.set(xlabel="step (batch of 64)", ylabel="bits/dim", title="learning curves in
 ax.legend()
 plt.tight_layout()
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Glow's steps are cheaper here: its couplings run on squeezed $(4, 14, 14)$ and $(8, 7, 7)$ tensors, while RealNVP's
 first three couplings run its convolutions at the full $28 \times 28$ resolution. In the same time budget Glow takes
 about three times as many steps. Both curves are still falling when the budget ends: these models are nowhere
@@ -430,8 +480,11 @@ near converged.
 Sampling at temperature $T$ means $z \sim \mathcal N(0, T^2 I)$, i.e. scaling the base samples: `flow(T * z)`. Lower
 temperatures trade diversity for cleaner images (Glow's samples are shown at $T = 0.7$). The `Logit(...).inv` at the
 end of the flow maps back to $[0, 1]$. Same base noise for both models and both temperatures.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 N_SAMPLES = 16 if SMOKE else 48
 z = torch.randn(N_SAMPLES, *SHAPE, generator=torch.Generator().manual_seed(3))
 fig, axes = plt.subplots(2, 2, figsize=(12, 8.4))
@@ -442,14 +495,20 @@ for row, (name, flow) in zip(axes, models.items()):
             show(ax, flow(temperature * z), ncols=8, title=title)
 plt.tight_layout()
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 After two minutes the samples are white backgrounds with blots and fragments of strokes; at most a few of Glow's
 begin to resemble a digit. The models have learned local statistics (mostly empty background, saturated ink), but not
 yet the global shape of a digit. At $T = 0.7$ they are cleaner, i.e. emptier.
 Recognizable samples need far more training (hours on a GPU with `bench/train_mnist.py`, and wider, deeper models).
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 5. Interpolation in latent space
 
 The flow is a bijection, so a test image has exactly one latent: $z = f^{-1}(x)$, the density direction (here with
@@ -462,8 +521,11 @@ the pixels centred in their bins, $x = (k + 0.5)/256$, instead of random noise).
   with $\cos \Omega = \frac{z_0 \cdot z_1}{|z_0||z_1|}$, which keeps the norm.
 
 Each row is then decoded with $x_t = f(z_t)$; its ends are the two test digits, reconstructed.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 def slerp(z0, z1, t):
     cos = (z0.flatten() @ z1.flatten()) / (z0.norm() * z1.norm())
     omega = torch.arccos(cos.clamp(-1.0, 1.0))
@@ -494,8 +556,11 @@ for ax, images, label in zip(axes, rows, labels):
     ax.text(-4, 15, label, ha="right", va="center", fontsize=9)
 plt.subplots_adjust(left=0.2, right=0.98, top=0.98, bottom=0.02, hspace=0.1)
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The ends are the test digits themselves (a flow reconstructs exactly). In between, the decoded frames are not a
 cross-fade of the two images' pixels: they stay on a white background with strokes, but the middle of the path is
 where these undertrained models are weakest, with faint fragments like those of the samples. Spherical paths keep
@@ -503,8 +568,11 @@ the norm of the ends and tend to give stronger strokes in the middle than linear
 
 **What the levels hold.** Keep one part of a test digit's latent and redraw the other at $T = 0.7$: first the 392
 dimensions that leave at level 1 (the odd rows of $z$), then the 392 that pass through level 2.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 gen = torch.Generator().manual_seed(4)
 fig, axes = plt.subplots(4, 1, figsize=(9, 4.8))
 for k, (name, flow) in enumerate(models.items()):
@@ -521,14 +589,20 @@ for k, (name, flow) in enumerate(models.items()):
                     ha="right", va="center", fontsize=9)
 plt.subplots_adjust(left=0.25, right=0.98, top=0.98, bottom=0.02, hspace=0.1)
 plt.show()
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Redrawing the level-1 latents keeps the digit and changes local detail (stroke ends, small marks); redrawing the
 level-2 latents loses the digit. The global shape is carried by the dimensions that pass through both levels, the
 kind of hierarchy the RealNVP paper shows by resampling the lower levels of latents. It is also the part that two
 minutes of training have not learned: redrawing it gives what the samples above give, fragments rather than digits.
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## Summary
 
 * Preprocessing is part of the model: fresh uniform dequantization per minibatch, and `pf.Logit(shape, lam).inv` as
@@ -541,5 +615,6 @@ minutes of training have not learned: redrawing it gives what the samples above 
   exact sampling and encoding.
 * The bits/dim above come from two minutes of single-thread CPU training of small models; they are far from the
   papers' 1.06 (RealNVP) and 1.05 (Glow). For longer runs use `bench/train_mnist.py --model realnvp|glow`.
-"""),
+""",
+    ),
 ]

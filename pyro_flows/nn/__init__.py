@@ -8,5 +8,14 @@ from .conv import ConvResNet
 from .dense import DenseConditioner, Hypernet, MaskedDense, broadcast_context, default_hidden_dims
 from .made import MADE, MaskedLinear, sequential_inverse
 
-__all__ = ["ConvResNet", "DenseConditioner", "Hypernet", "MADE", "MaskedDense", "MaskedLinear", "broadcast_context", "default_hidden_dims",
-           "sequential_inverse"]
+__all__ = [
+    "ConvResNet",
+    "DenseConditioner",
+    "Hypernet",
+    "MADE",
+    "MaskedDense",
+    "MaskedLinear",
+    "broadcast_context",
+    "default_hidden_dims",
+    "sequential_inverse",
+]

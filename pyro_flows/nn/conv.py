@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -18,8 +18,10 @@ class _Block(nn.Module):
     def __init__(self, channels: int, activation):
         super().__init__()
         self.net = nn.Sequential(
-            activation(), nn.Conv2d(channels, channels, 3, padding=1),
-            activation(), nn.Conv2d(channels, channels, 3, padding=1),
+            activation(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            activation(),
+            nn.Conv2d(channels, channels, 3, padding=1),
         )
 
     def forward(self, h):
@@ -54,7 +56,7 @@ class ConvResNet(nn.Module):
         *,
         hidden_channels: int = 64,
         num_blocks: int = 2,
-        context_dim: Optional[int] = None,
+        context_dim: int | None = None,
         activation=nn.ReLU,
     ):
         super().__init__()
@@ -65,6 +67,7 @@ class ConvResNet(nn.Module):
         self.param_channels = positive_ints("param_channels", param_channels)
         last = nn.Conv2d(hidden_channels, sum(self.param_channels), 3, padding=1)
         nn.init.zeros_(last.weight)
+        assert last.bias is not None
         nn.init.zeros_(last.bias)
         self.net = nn.Sequential(
             nn.Conv2d(in_channels + (context_dim or 0), hidden_channels, 3, padding=1),
@@ -73,7 +76,7 @@ class ConvResNet(nn.Module):
             last,
         )
 
-    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
         """Returns a tuple of parameter maps of shapes ``(*batch, c, H, W)``, ``c`` in ``param_channels``."""
         batch, (h, w) = x.shape[:-3], x.shape[-2:]
         if context is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ def default_hidden_dims(input_dim: int) -> tuple:
     return (width, width)
 
 
-def broadcast_context(x: torch.Tensor, context: Optional[torch.Tensor]) -> torch.Tensor:
+def broadcast_context(x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
     """Concatenates ``context`` to ``x`` along the last dim, broadcasting their batch shapes.
 
     Example:
@@ -65,7 +65,7 @@ class DenseConditioner(nn.Module):
         param_dims: Sequence[int],
         *,
         hidden_dims: Sequence[int] = (256, 256),
-        context_dim: Optional[int] = None,
+        context_dim: int | None = None,
         activation=nn.ReLU,
     ):
         super().__init__()
@@ -81,7 +81,7 @@ class DenseConditioner(nn.Module):
         nn.init.zeros_(last.bias)
         self.net = nn.Sequential(*layers, last)
 
-    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
         out = self.net(broadcast_context(x, context))
         if len(self.param_dims) == 1:
             return (out,)
@@ -107,8 +107,13 @@ class MaskedDense(nn.Module):
         [torch.Size([5, 3]), torch.Size([5, 3])]
     """
 
-    def __init__(self, mask: torch.Tensor, num_params: int, *, hidden_dims: Sequence[int],
-                 context_dim: Optional[int] = None):
+    keep: torch.Tensor
+    change: torch.Tensor
+    merge: torch.Tensor
+
+    def __init__(
+        self, mask: torch.Tensor, num_params: int, *, hidden_dims: Sequence[int], context_dim: int | None = None
+    ):
         super().__init__()
         mask = torch.as_tensor(mask)
         if mask.dtype != torch.bool or mask.dim() != 1:
@@ -119,16 +124,16 @@ class MaskedDense(nn.Module):
         self.register_buffer("merge", torch.argsort(torch.cat([keep, change])))
         n = len(keep)
         # block layouts (a leading or trailing run of kept entries) slice and concatenate instead of gathering
-        self._block = "first" if bool(mask[:n].all()) else "last" if bool(mask[len(mask) - n:].all()) else None
+        self._block = "first" if bool(mask[:n].all()) else "last" if bool(mask[len(mask) - n :].all()) else None
         self.num_params = positive_int("num_params", num_params)
         self.net = DenseConditioner(n, (len(change),) * num_params, hidden_dims=hidden_dims, context_dim=context_dim)
 
-    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
         n = len(self.keep)
         if self._block == "first":
             kept = x[..., :n]
         elif self._block == "last":
-            kept = x[..., x.shape[-1] - n:]
+            kept = x[..., x.shape[-1] - n :]
         else:
             kept = x.index_select(-1, self.keep)
         return tuple(self._full(p) for p in self.net(kept, context))
@@ -158,19 +163,16 @@ class Hypernet(nn.Module):
         [torch.Size([5, 2]), torch.Size([5, 1])]
     """
 
-    def __init__(self, init: dict, *, context_dim: Optional[int] = None, hidden_dims: Sequence[int] = (64,)):
+    def __init__(self, init: dict, *, context_dim: int | None = None, hidden_dims: Sequence[int] = (64,)):
         super().__init__()
         self.names = tuple(init)
         hidden_dims = positive_ints("hidden_dims", hidden_dims, allow_empty=True)  # checked with or without a net
         for name, value in init.items():
             self.register_parameter(name, nn.Parameter(torch.as_tensor(value, dtype=torch.get_default_dtype())))
         sizes = [getattr(self, n).numel() for n in self.names]
-        self.net = (
-            None if context_dim is None
-            else DenseConditioner(context_dim, sizes, hidden_dims=hidden_dims)
-        )
+        self.net = None if context_dim is None else DenseConditioner(context_dim, sizes, hidden_dims=hidden_dims)
 
-    def forward(self, context: Optional[torch.Tensor] = None):
+    def forward(self, context: torch.Tensor | None = None):
         params = tuple(getattr(self, n) for n in self.names)
         if self.net is None or context is None:
             return params

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -23,11 +24,13 @@ class MaskedLinear(nn.Linear):
     is computed once and reused until the weight or the mask changes (:mod:`pyro_flows.state`'s rule).
     """
 
+    mask: torch.Tensor
+
     def __init__(self, in_features: int, out_features: int, mask: torch.Tensor, *, bias: bool = True):
         super().__init__(in_features, out_features, bias=bias)
         self.register_buffer("mask", mask.clone())
-        self._factor = None  # (key, mask in the weight's dtype and device)
-        self._masked = None  # (key, masked weight without a graph)
+        self._factor: tuple | None = None  # (key, mask in the weight's dtype and device)
+        self._masked: tuple | None = None  # (key, masked weight without a graph)
 
     def _mask_factor(self) -> torch.Tensor:
         w, m = self.weight, self.mask
@@ -85,18 +88,22 @@ class MADE(nn.Module):
         arXiv:1502.03509.
     """
 
+    degrees: torch.Tensor
+    output: MaskedLinear
+    _plan: tuple | None
+
     def __init__(
         self,
         input_dim: int,
         hidden_dims: Sequence[int] = (256, 256),
         *,
         num_params: int = 2,
-        context_dim: Optional[int] = None,
+        context_dim: int | None = None,
         ordering="natural",
         hidden_degrees: str = "spread",
         residual: bool = False,
         activation=nn.ReLU,
-        seed: Optional[int] = None,
+        seed: int | None = None,
     ):
         super().__init__()
         input_dim = positive_int("input_dim", input_dim)
@@ -129,8 +136,9 @@ class MADE(nn.Module):
     def _degrees(self, ordering):
         deg_in = M.input_degrees(self.input_dim, ordering, generator=self.generator)
         width = self.hidden_dims if not self.residual else self.hidden_dims[:1]
-        hidden = M.hidden_degrees(self.input_dim, width, mode=self.hidden_mode, generator=self.generator,
-                                  context=self.context_dim is not None)
+        hidden = M.hidden_degrees(
+            self.input_dim, width, mode=self.hidden_mode, generator=self.generator, context=self.context_dim is not None
+        )
         if self.residual:
             hidden = hidden * len(self.hidden_dims)
         return deg_in, hidden
@@ -144,24 +152,32 @@ class MADE(nn.Module):
             deg_in = self.degrees
         mode = "random" if hidden else self.hidden_mode
         width = self.hidden_dims if not self.residual else self.hidden_dims[:1]
-        deg_hidden = M.hidden_degrees(self.input_dim, width, mode=mode, generator=self.generator,
-                                      context=self.context_dim is not None) if hidden \
+        deg_hidden = (
+            M.hidden_degrees(
+                self.input_dim, width, mode=mode, generator=self.generator, context=self.context_dim is not None
+            )
+            if hidden
             else self.unit_degrees()[: len(width)]
+        )
         if self.residual:
             deg_hidden = deg_hidden * len(self.hidden_dims)
         masks = M.made_masks(deg_in, deg_hidden, num_params=self.num_params)
         self.degrees.copy_(deg_in)
-        for layer, mask in zip(list(self.layers) + [self.output], masks):
+        for layer, mask in zip(self.masked_layers() + [self.output], masks):
             layer.mask.copy_(mask)
 
     def unit_degrees(self) -> list:
         """The degree of every hidden unit, layer by layer: the largest input degree it (indirectly) sees,
         0 for a unit that sees no input. A unit can be computed once the inputs up to its degree are known."""
         out, below = [], self.degrees
-        for layer in self.layers:
+        for layer in self.masked_layers():
             below = (layer.mask * below[None, :]).amax(dim=1)
             out.append(below)
         return out
+
+    def masked_layers(self) -> list[MaskedLinear]:
+        """The hidden layers, input side first (the output layer is ``self.output``)."""
+        return cast(list[MaskedLinear], list(self.layers))
 
     @property
     def can_invert(self) -> bool:
@@ -172,7 +188,7 @@ class MADE(nn.Module):
         """This MADE's fast sequential inversion: :func:`sequential_inverse` (see there)."""
         return sequential_inverse(self, solve, batch_shape, context, like=like)
 
-    def forward(self, x: torch.Tensor, context: Optional[torch.Tensor] = None):
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
         h = self.layers[0](x)
         if (self.context is None) != (context is None):
             raise ValueError(
@@ -195,7 +211,7 @@ class _Plan:
     contiguous, with their bias as a column, so a step costs one ``addmm`` per layer and no slicing.
     """
 
-    def __init__(self, made: "MADE"):
+    def __init__(self, made: MADE):
         D = made.input_dim
         steps = torch.arange(D + 1)
         with torch.no_grad():
@@ -204,8 +220,10 @@ class _Plan:
             below_order, below_deg = order, made.degrees
             self.first_rows = None
             self.widths = []
-            self.blocks = [[] for _ in range(D)]  # blocks[k]: per layer (row start, row stop, below prefix, w, b)
-            for layer, deg in zip(made.layers, made.unit_degrees()):
+            self.blocks: list[list] = [
+                [] for _ in range(D)
+            ]  # blocks[k]: per layer (row start, row stop, below prefix, w, b)
+            for layer, deg in zip(made.masked_layers(), made.unit_degrees()):
                 rows = torch.argsort(deg, stable=True)
                 if self.first_rows is None:
                     self.first_rows = rows
@@ -217,25 +235,26 @@ class _Plan:
                     start, stop, n = (ends[k - 1] if k else 0), ends[k], below_ends[k]
                     self.blocks[k].append(
                         (start, stop, n, w[start:stop, :n].contiguous(), b[start:stop, None].contiguous())
-                        if stop > start else None
+                        if stop > start
+                        else None
                     )
                 self.widths.append(len(rows))
                 below_order, below_deg, last_ends = rows, deg, ends
             # output rows of the dim generated at step k, one per parameter, reading the sorted last layer
             w_out = made.output.masked_weight()[:, below_order]
-            rows = (torch.arange(made.num_params)[None, :] * D + order[:, None])  # (D, P)
+            rows = torch.arange(made.num_params)[None, :] * D + order[:, None]  # (D, P)
             self.outputs = [
                 (last_ends[k], w_out[rows[k], : last_ends[k]].contiguous(), made.output.bias[rows[k], None].clone())
                 for k in range(D)
             ]
 
 
-def _plan_key(made: "MADE"):
-    tensors = [made.degrees] + [t for m in list(made.layers) + [made.output] for t in (m.weight, m.bias, m.mask)]
+def _plan_key(made: MADE):
+    tensors = [made.degrees] + [t for m in made.masked_layers() + [made.output] for t in (m.weight, m.bias, m.mask)]
     return state.key(tensors)
 
 
-def sequential_inverse(made: "MADE", solve, batch_shape, context=None, *, like: torch.Tensor):
+def sequential_inverse(made: MADE, solve, batch_shape, context=None, *, like: torch.Tensor):
     """Runs the generation order of ``made``: at step k the units whose degree just became reachable are
     computed (each hidden unit exactly once), then the parameters of the dim of degree k, and
     ``solve(step, params)`` returns that dim's value and its elementwise log-det.
@@ -263,7 +282,7 @@ def sequential_inverse(made: "MADE", solve, batch_shape, context=None, *, like: 
     plan = made._plan[1]
     D = made.input_dim
     B = int(torch.Size(batch_shape).numel())
-    kw = dict(dtype=like.dtype, device=like.device)
+    kw: dict[str, Any] = dict(dtype=like.dtype, device=like.device)
     values = torch.empty(D, B, **kw)
     log_det = torch.zeros(B, **kw)
     hidden = [torch.empty(width, B, **kw) for width in plan.widths]

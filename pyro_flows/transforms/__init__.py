@@ -11,8 +11,23 @@ from .preprocess import Logit
 from .radial import Radial
 
 __all__ = [
-    "ActNorm", "FactorOut", "InvertibleConv1x1", "Squeeze", "depth_to_space", "space_to_depth",
+    "ActNorm",
+    "FactorOut",
+    "InvertibleConv1x1",
+    "Squeeze",
+    "depth_to_space",
+    "space_to_depth",
     "Logit",
-    "AdditiveCoupling", "AffineAutoregressive", "AffineCoupling", "IAF", "MAF", "BatchNorm", "Coupling", "Permute", "Planar", "Radial", "Rescale",
+    "AdditiveCoupling",
+    "AffineAutoregressive",
+    "AffineCoupling",
+    "IAF",
+    "MAF",
+    "BatchNorm",
+    "Coupling",
+    "Permute",
+    "Planar",
+    "Radial",
+    "Rescale",
     "Reverse",
 ]

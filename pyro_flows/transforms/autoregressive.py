@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -44,13 +44,13 @@ class AffineAutoregressive(Flow):
     def __init__(
         self,
         input_dim: int,
-        hidden_dims: Optional[Sequence[int]] = None,
+        hidden_dims: Sequence[int] | None = None,
         *,
         fast: str,
-        context_dim: Optional[int] = None,
+        context_dim: int | None = None,
         ordering="random",
         scale: str = "softclamp",
-        conditioner: Optional[AutoregressiveConditioner] = None,
+        conditioner: AutoregressiveConditioner | None = None,
         inversion: str = "auto",
         **made_kwargs,
     ):
@@ -69,8 +69,10 @@ class AffineAutoregressive(Flow):
             )
         if hidden_dims is None:
             hidden_dims = default_hidden_dims(input_dim)
-        self.conditioner = conditioner if conditioner is not None else MADE(
-            input_dim, hidden_dims, num_params=2, context_dim=context_dim, ordering=ordering, **made_kwargs
+        self.conditioner = (
+            conditioner
+            if conditioner is not None
+            else MADE(input_dim, hidden_dims, num_params=2, context_dim=context_dim, ordering=ordering, **made_kwargs)
         )
 
     #: How the slow side is computed; see :attr:`inversion`.
@@ -108,11 +110,15 @@ class AffineAutoregressive(Flow):
             mode = "sequential" if self._can_invert() and not self._needs_grad(v, context) else "recursive"
         elif mode == "sequential":
             if not self._can_invert():
-                raise ValueError(f"inversion='sequential' needs a conditioner with invert() (and can_invert); "
-                                 f"{type(self.conditioner).__name__} has none here: use 'recursive'")
+                raise ValueError(
+                    f"inversion='sequential' needs a conditioner with invert() (and can_invert); "
+                    f"{type(self.conditioner).__name__} has none here: use 'recursive'"
+                )
             if self._needs_grad(v, context):
-                raise ValueError("inversion='sequential' computes no gradients; use 'recursive' or 'auto' "
-                                 "(or torch.no_grad()) where gradients are needed")
+                raise ValueError(
+                    "inversion='sequential' computes no gradients; use 'recursive' or 'auto' "
+                    "(or torch.no_grad()) where gradients are needed"
+                )
         if mode == "recursive":
             return self._v_to_u_recursive(v, context)
         batch = v.shape[:-1] if context is None else torch.broadcast_shapes(v.shape[:-1], context.shape[:-1])
@@ -177,7 +183,7 @@ class MAF(AffineAutoregressive):
         Papamakarios, Pavlakou & Murray, Masked Autoregressive Flow for Density Estimation, arXiv:1705.07057.
     """
 
-    def __init__(self, input_dim: int, hidden_dims: Optional[Sequence[int]] = None, **kwargs):
+    def __init__(self, input_dim: int, hidden_dims: Sequence[int] | None = None, **kwargs):
         super().__init__(input_dim, hidden_dims, fast="inverse", **kwargs)
 
 
@@ -201,5 +207,5 @@ class IAF(AffineAutoregressive):
         Autoregressive Flow, arXiv:1606.04934.
     """
 
-    def __init__(self, input_dim: int, hidden_dims: Optional[Sequence[int]] = None, **kwargs):
+    def __init__(self, input_dim: int, hidden_dims: Sequence[int] | None = None, **kwargs):
         super().__init__(input_dim, hidden_dims, fast="forward", **kwargs)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -20,10 +20,10 @@ def coupling_conditioner(
     mask: torch.Tensor,
     num_params: int,
     *,
-    hidden_dims: Optional[Sequence[int]] = None,
-    hidden_channels: Optional[int] = None,
-    num_blocks: Optional[int] = None,
-    context_dim: Optional[int] = None,
+    hidden_dims: Sequence[int] | None = None,
+    hidden_channels: int | None = None,
+    num_blocks: int | None = None,
+    context_dim: int | None = None,
 ) -> nn.Module:
     """The default conditioner of a coupling layer with this ``mask``.
 
@@ -42,7 +42,9 @@ def coupling_conditioner(
         if hidden_dims is not None:
             raise ValueError("hidden_dims is for vector inputs; image inputs take hidden_channels and num_blocks")
         return ConvResNet(
-            shape[0], (shape[0],) * num_params, context_dim=context_dim,
+            shape[0],
+            (shape[0],) * num_params,
+            context_dim=context_dim,
             hidden_channels=64 if hidden_channels is None else hidden_channels,
             num_blocks=2 if num_blocks is None else num_blocks,
         )
@@ -90,11 +92,11 @@ class Coupling(Flow):
     def __init__(
         self,
         input_dim,
-        mask: Optional[torch.Tensor] = None,
+        mask: torch.Tensor | None = None,
         *,
         op: ElementwiseOp,
-        conditioner: Optional[Conditioner] = None,
-        context_dim: Optional[int] = None,
+        conditioner: Conditioner | None = None,
+        context_dim: int | None = None,
         **conditioner_options,
     ):
         shape = as_event_shape(input_dim)
@@ -116,8 +118,10 @@ class Coupling(Flow):
         if conditioner is None:
             conditioner = coupling_conditioner(mask, op.num_params, context_dim=context_dim, **conditioner_options)
         elif any(v is not None for v in conditioner_options.values()):
-            raise ValueError(f"{sorted(conditioner_options)} configure the default conditioner; they cannot be "
-                             "combined with conditioner=")
+            raise ValueError(
+                f"{sorted(conditioner_options)} configure the default conditioner; they cannot be "
+                "combined with conditioner="
+            )
         self.conditioner = conditioner
 
     def _couple(self, value, context, elementwise):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -36,8 +36,14 @@ class Rescale(Flow):
 
     fast = "both"
 
-    def __init__(self, input_dim: int, *, context_dim: Optional[int] = None, hidden_dims: Sequence[int] = (64,),
-                 scale: str = "softclamp"):
+    def __init__(
+        self,
+        input_dim: int,
+        *,
+        context_dim: int | None = None,
+        hidden_dims: Sequence[int] = (64,),
+        scale: str = "softclamp",
+    ):
         super().__init__(event_shape=(input_dim,), context_dim=context_dim)
         self.op = Affine(scale)
         self.params = Hypernet({"s": torch.zeros(input_dim)}, context_dim=context_dim, hidden_dims=hidden_dims)

@@ -18,7 +18,6 @@ for a standard-normal base gives the same density.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import nn
@@ -81,7 +80,7 @@ class _Wrapper(Flow):
         self.flow = flow
 
     @property
-    def fast(self) -> str:
+    def fast(self) -> str:  # type: ignore[override]  # a wrapper's direction is its inner flow's
         return self.flow.fast
 
     @property
@@ -218,8 +217,10 @@ class InvertibleConv1x1(Flow):
     """
 
     fast = "both"
+    permutation: Tensor
+    sign_s: Tensor
 
-    def __init__(self, input_dim, *, lu: bool = True, weight: Optional[Tensor] = None):
+    def __init__(self, input_dim, *, lu: bool = True, weight: Tensor | None = None):
         shape = as_event_shape(input_dim)
         super().__init__(event_shape=shape)
         c = shape[0]
@@ -255,7 +256,7 @@ class InvertibleConv1x1(Flow):
         return lower, upper
 
     @property
-    def sign(self) -> int:
+    def sign(self) -> int:  # type: ignore[override]  # computed from the parameters, not a class constant
         """The sign of the Jacobian determinant, ``sign(det W) ** (H * W)``."""
         with torch.no_grad():
             if self.lu:

@@ -37,8 +37,10 @@ class Permute(Flow):
 
     def __init__(self, permutation):
         perm = torch.as_tensor(permutation)
-        if perm.dim() != 1 or perm.dtype not in (torch.int32, torch.int64) or not torch.equal(
-            perm.sort().values, torch.arange(len(perm))
+        if (
+            perm.dim() != 1
+            or perm.dtype not in (torch.int32, torch.int64)
+            or not torch.equal(perm.sort().values, torch.arange(len(perm)))
         ):
             raise ValueError(f"permutation must be a 1-D permutation of range(D), got {permutation!r}")
         super().__init__(event_shape=(len(perm),))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -72,7 +72,7 @@ class Planar(Flow):
 
     fast = "forward"
 
-    def __init__(self, input_dim: int, *, context_dim: Optional[int] = None, hidden_dims: Sequence[int] = (64,)):
+    def __init__(self, input_dim: int, *, context_dim: int | None = None, hidden_dims: Sequence[int] = (64,)):
         super().__init__(event_shape=(input_dim,), context_dim=context_dim)
         bound = 1 / math.sqrt(input_dim)
         init = {n: torch.empty(k).uniform_(-bound, bound) for n, k in (("u", input_dim), ("w", input_dim), ("b", 1))}
@@ -102,7 +102,9 @@ class Planar(Flow):
         a = _solve_monotone(
             lambda a: a + c_ * torch.tanh(a),
             lambda a: 1 + c_ * (1 - torch.tanh(a) ** 2),
-            target, target - c_.abs() - 1e-3, target + c_.abs() + 1e-3,
+            target,
+            target - c_.abs() - 1e-3,
+            target + c_.abs() + 1e-3,
         )
         # One differentiable Newton step from the solution: same value, exact first-order gradients.
         a = a - (a + c * torch.tanh(a) - target) / (1 + c * (1 - torch.tanh(a) ** 2))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +54,7 @@ class Logit(Flow):
 
     fast = "both"
 
-    def __init__(self, event_shape: Union[int, Sequence[int]], *, lam: float = 1e-6):
+    def __init__(self, event_shape: int | Sequence[int], *, lam: float = 1e-6):
         shape = as_event_shape(event_shape, name="event_shape")
         if not isinstance(lam, (int, float)) or isinstance(lam, bool) or not 0 <= lam < 0.5:
             raise ValueError(f"lam must be a number in [0, 0.5), got {lam!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,7 @@ class Radial(Flow):
 
     fast = "both"
 
-    def __init__(self, input_dim: int, *, context_dim: Optional[int] = None, hidden_dims: Sequence[int] = (64,)):
+    def __init__(self, input_dim: int, *, context_dim: int | None = None, hidden_dims: Sequence[int] = (64,)):
         super().__init__(event_shape=(input_dim,), context_dim=context_dim)
         init = {"x0": torch.randn(input_dim) * 0.1, "alpha": torch.zeros(1), "beta": torch.zeros(1)}
         self.params = Hypernet(init, context_dim=context_dim, hidden_dims=hidden_dims)
