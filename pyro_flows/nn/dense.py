@@ -110,6 +110,8 @@ class MaskedDense(nn.Module):
     keep: torch.Tensor
     change: torch.Tensor
     merge: torch.Tensor
+    #: It reads only the kept entries and returns zeros at them (a coupling need not mask for it).
+    respects_mask = True
 
     def __init__(
         self, mask: torch.Tensor, num_params: int, *, hidden_dims: Sequence[int], context_dim: int | None = None

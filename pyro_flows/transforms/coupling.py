@@ -125,8 +125,10 @@ class Coupling(Flow):
         self.conditioner = conditioner
 
     def _couple(self, value, context, elementwise):
-        params = self.conditioner(value * self._kept, context)
-        params = tuple(p * self._changed for p in params)  # zero where kept
+        if getattr(self.conditioner, "respects_mask", False):  # it reads kept entries only, returns 0 at them
+            params = self.conditioner(value, context)
+        else:
+            params = tuple(p * self._changed for p in self.conditioner(value * self._kept, context))
         out, ld = elementwise(value, params)
         if not self.op.zero_is_identity:  # the map with zero parameters moves the kept entries: put them back
             out, ld = torch.where(self.mask, value, out), ld * self._changed
