@@ -42,6 +42,8 @@ import numpy as np
 import torch
 
 __all__ = [
+    "binarized_mnist",
+    "binarize",
     "TOY2D",
     "DATASETS",
     "DIGITS_SHAPE",
@@ -413,17 +415,62 @@ def mnist(path: str | os.PathLike | None = None) -> Split:
     Raises:
         FileNotFoundError: If the file is absent (the message names the path and the setting).
     """
-    path = Path(path) if path is not None else data_dir()
-    if path.is_dir() or path.suffix != ".npz":
-        path = path / "mnist.npz"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"MNIST not found at {path}; set PYRO_FLOWS_DATA to the folder holding mnist.npz "
-            "(default: ../shared/data of the working directory or of a parent folder)"
-        )
+    path = _data_file(path, "mnist.npz", "MNIST")
     with np.load(path) as f:
         parts = [torch.from_numpy(f[k]).reshape(-1, *MNIST_SHAPE) for k in ("x_train", "x_valid", "x_test")]
     return Split(*parts)
+
+
+def _data_file(path, name: str, what: str) -> Path:
+    path = Path(path) if path is not None else data_dir()
+    if path.is_dir() or path.suffix != ".npz":
+        path = path / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{what} not found at {path}; set PYRO_FLOWS_DATA to the folder holding {name} "
+            "(default: ../shared/data of the working directory or of a parent folder)"
+        )
+    return path
+
+
+def binarized_mnist(path: str | os.PathLike | None = None) -> Split:
+    """The statically binarized MNIST of Larochelle & Murray (the VAE tables' data set), split 50k/10k/10k.
+
+    Reads ``binarized_mnist.npz`` (bit-packed rows; nothing is downloaded) and returns float32 tensors of 0s
+    and 1s of shape ``(N, 1, 28, 28)``.
+
+    Args:
+        path: The ``.npz`` file or the folder holding ``binarized_mnist.npz``; default :func:`data_dir`.
+
+    Returns:
+        A :class:`Split` of float32 0/1 tensors.
+
+    Raises:
+        FileNotFoundError: If the file is absent (the message names the path and the setting).
+    """
+    path = _data_file(path, "binarized_mnist.npz", "binarized MNIST")
+    with np.load(path) as f:
+        parts = [
+            torch.from_numpy(np.unpackbits(f[k], axis=1)[:, :784].astype(np.float32)).reshape(-1, *MNIST_SHAPE)
+            for k in ("train", "valid", "test")
+        ]
+    return Split(*parts)
+
+
+def binarize(pixels: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dynamic binarization: a fresh Bernoulli draw of ``pixels / 255`` (float 0/1, same shape).
+
+    Draw it per minibatch for training, and once with a seeded ``generator`` for validation and test.
+
+    Example:
+        >>> x = binarize(torch.tensor([[0, 255]], dtype=torch.uint8))
+        >>> x.tolist()
+        [[0.0, 1.0]]
+    """
+    if not isinstance(pixels, torch.Tensor) or pixels.dtype != torch.uint8:
+        raise TypeError(f"binarize expected uint8 pixels in 0..255, got {getattr(pixels, 'dtype', type(pixels))}")
+    probs = pixels.float() / 255
+    return torch.bernoulli(probs, generator=generator)
 
 
 # --------------------------------------------------------------------------- dispatch

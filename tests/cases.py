@@ -120,6 +120,8 @@ _add(
     ),
     conditional_too=True,
 )
+_add("IAF-gated", lambda c: pf.IAF(D, (12,), op=pf.ops.GatedAffine(), context_dim=c), conditional_too=True)
+_add("Coupling-gated", lambda c: pf.Coupling(D, op=pf.ops.GatedAffine(), hidden_dims=(8,)))
 _add("MAF-residual", lambda c: pf.MAF(D, (12, 12, 12), residual=True, ordering=[4, 1, 0, 3, 2]))
 _add("maf", lambda c: pf.maf(D, num_layers=3, hidden_dims=(12,), context_dim=c), conditional_too=True, scale=0.2)
 _add(

@@ -10,7 +10,7 @@ import torch
 from ..base import Flow
 from ..nn import MADE, default_hidden_dims
 from ..ops import Affine
-from ..protocols import AutoregressiveConditioner
+from ..protocols import AutoregressiveConditioner, ElementwiseOp
 
 __all__ = ["AffineAutoregressive", "MAF", "IAF"]
 
@@ -36,6 +36,8 @@ class AffineAutoregressive(Flow):
         conditioner: a MADE-like module to use instead (``forward(u, context) -> (t, s)``, with a
             ``degrees`` buffer; optionally ``invert(solve, batch_shape, context, like=...)`` and
             ``can_invert``, its own fast sequential inversion).
+        op: the elementwise map, 2 parameters per dimension: :class:`~pyro_flows.ops.Affine` with ``scale``
+            by default, or e.g. :class:`~pyro_flows.ops.GatedAffine` (IAF's stable update).
         inversion: how the slow side is computed: ``"auto"``, ``"sequential"`` or ``"recursive"`` (see
             :attr:`inversion`); settable later.
         **made_kwargs: further MADE options (``hidden_degrees``, ``residual``, ``seed``).
@@ -51,6 +53,7 @@ class AffineAutoregressive(Flow):
         ordering="random",
         scale: str = "softclamp",
         conditioner: AutoregressiveConditioner | None = None,
+        op: ElementwiseOp | None = None,
         inversion: str = "auto",
         **made_kwargs,
     ):
@@ -58,7 +61,11 @@ class AffineAutoregressive(Flow):
         if fast not in ("forward", "inverse"):
             raise ValueError(f"fast must be 'forward' (IAF) or 'inverse' (MAF), got {fast!r}")
         self.fast = fast
-        self.op = Affine(scale)
+        if op is not None and scale != "softclamp":
+            raise ValueError("give scale= (for the default Affine op) or op=, not both")
+        self.op = Affine(scale) if op is None else op
+        if not isinstance(self.op, ElementwiseOp) or self.op.num_params != 2:
+            raise TypeError(f"op must be an elementwise op with 2 parameters per dimension, got {self.op!r}")
         self.inversion = inversion
         if input_dim == 1 and context_dim is None and conditioner is None:
             warnings.warn(

@@ -1,0 +1,104 @@
+"""The VAE with a diagonal, planar or IAF posterior (pyro_flows.models): tiny, CPU, fast."""
+
+import pyro
+import pytest
+import torch
+from pyro.infer import SVI, Trace_ELBO
+from pyro.optim import Adam
+
+from pyro_flows.models import VAE, log_likelihood
+
+SHAPE = (1, 4, 4)
+POSTERIORS = ["diagonal", "planar", "iaf"]
+
+
+def tiny(posterior, seed=0):
+    torch.manual_seed(seed)
+    return VAE(
+        SHAPE, z_dim=3, posterior=posterior, num_flows=2, hidden_dims=(32,), context_dim=8, flow_hidden_dims=(16,)
+    )
+
+
+def images(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    proto = (torch.rand(4, *SHAPE, generator=g) < 0.5).float()  # four prototypes with 5% flipped pixels
+    x = proto[torch.randint(4, (n,), generator=g)]
+    flip = (torch.rand(x.shape, generator=g) < 0.05).float()
+    return (x + flip) % 2
+
+
+def svi(vae, lr=1e-2, particles=1):
+    pyro.clear_param_store()
+    return SVI(vae.model, vae.guide, Adam({"lr": lr}), Trace_ELBO(num_particles=particles))
+
+
+@pytest.mark.parametrize("posterior", POSTERIORS)
+def test_one_svi_step_changes_encoder_decoder_and_flow(posterior):
+    vae = tiny(posterior)
+    before = {n: p.detach().clone() for n, p in vae.named_parameters()}
+    svi(vae).step(images())
+    changed = {n.split(".")[0] for n, p in vae.named_parameters() if not torch.equal(p.detach(), before[n])}
+    expected = {"encoder", "mu", "raw_scale", "decoder"} | ({"flow"} if posterior != "diagonal" else set())
+    assert expected <= changed
+
+
+@pytest.mark.parametrize("posterior", POSTERIORS)
+def test_the_elbo_improves_over_50_steps(posterior):
+    vae, x = tiny(posterior), images()
+    s = svi(vae, lr=2e-2)
+    losses = [s.step(x) for _ in range(50)]
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 1.0
+
+
+@pytest.mark.parametrize("posterior", ["planar", "iaf"])
+def test_the_guide_density_is_the_base_density_minus_the_steps_log_dets(posterior):
+    vae, x = tiny(posterior), images(8)
+    with torch.no_grad():
+        for p in vae.flow.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    q = vae.posterior(x)
+    z = q.rsample()
+    mu, scale, h = vae.encode(x)
+    z0, log_det = vae.flow.inverse_and_log_det(z.detach().clone(), h)  # recomputed: a new tensor misses the cache
+    independent = torch.distributions.Normal(mu, scale).log_prob(z0).sum(-1) - log_det
+    torch.testing.assert_close(q.log_prob(z), independent, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("posterior", POSTERIORS)
+def test_importance_sampled_log_likelihood_bounds_the_elbo(posterior):
+    vae, x = tiny(posterior), images(16)
+    s = svi(vae, lr=2e-2)
+    for _ in range(30):
+        s.step(x)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        elbo = torch.stack([-Trace_ELBO().loss(vae.model, vae.guide, x) / len(x) * torch.ones(()) for _ in range(200)])
+        one = torch.stack([log_likelihood(vae, x, num_samples=1).mean() for _ in range(200)])
+        many = log_likelihood(vae, x, num_samples=500, batch_size=100).mean()
+    # K = 1 is the ELBO's estimator; K = 500 lies above it
+    assert abs(one.mean() - elbo.mean()) < 4 * (one.std() + elbo.std()) / 200**0.5 + 1e-3
+    assert many > elbo.mean()
+
+
+def test_one_svi_step_runs_each_iaf_network_once():
+    vae = tiny("iaf")
+    calls = []
+    for part in vae.flow.parts:
+        original = part.conditioner.forward
+        part.conditioner.forward = lambda *a, f=original: calls.append(1) or f(*a)
+    svi(vae).step(images())
+    assert len(calls) == len(vae.flow.parts), f"{len(calls)} MADE passes for {len(vae.flow.parts)} IAF steps"
+
+
+def test_bad_input_is_a_clear_error():
+    vae = tiny("iaf")
+    with pytest.raises(ValueError, match="shape"):
+        vae.posterior(torch.zeros(2, 1, 5, 5))
+    with pytest.raises(ValueError, match="binary"):
+        vae.posterior(torch.full((2, *SHAPE), 0.5))
+    with pytest.raises(TypeError, match="floating"):
+        vae.posterior(torch.zeros(2, *SHAPE, dtype=torch.long))
+    with pytest.raises(ValueError, match="needs a context"):
+        vae.flow.forward_and_log_det(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="posterior must be one of"):
+        VAE(SHAPE, posterior="sylvester")
