@@ -102,3 +102,39 @@ def test_bad_input_is_a_clear_error():
         vae.flow.forward_and_log_det(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="posterior must be one of"):
         VAE(SHAPE, posterior="sylvester")
+
+
+def test_fit_vae_trains_with_warm_ups_and_keeps_the_best_parameters():
+    from pyro_flows.models import fit_vae, negative_elbo
+
+    data = images(192)
+    vae, x, xv = tiny("iaf"), data[:128], data[128:]
+    before = negative_elbo(vae, xv)
+    result = fit_vae(
+        vae,
+        x,
+        xv,
+        steps=150,
+        batch_size=32,
+        lr=1e-2,
+        lr_warmup_steps=20,
+        kl_warmup_steps=50,
+        eval_every=50,
+        progress=False,
+        seed=0,
+    )
+    assert result.steps_run == 150 and len(result.history.step) == 3
+    after = negative_elbo(vae, xv, num_particles=64)
+    assert after < before - 1.0
+    assert result.best_valid == pytest.approx(min(result.history.valid_nll))
+
+
+def test_fit_vae_binarizes_dynamically():
+    from pyro_flows.models import fit_vae
+
+    vae = tiny("diagonal")
+    pixels = (images(64) * 200 + 20).to(torch.uint8)
+    result = fit_vae(vae, pixels, steps=5, batch_size=16, dynamic_binarization=True, progress=False, seed=0)
+    assert result.steps_run == 5
+    with pytest.raises(TypeError, match="uint8"):
+        fit_vae(vae, images(64), steps=1, dynamic_binarization=True, progress=False)

@@ -1,5 +1,5 @@
 """Models that use flows: they depend on the transforms and factories, never the other way round."""
 
-from .vae import VAE, log_likelihood
+from .vae import VAE, fit_vae, log_likelihood, negative_elbo
 
-__all__ = ["VAE", "log_likelihood"]
+__all__ = ["VAE", "fit_vae", "log_likelihood", "negative_elbo"]

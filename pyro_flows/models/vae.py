@@ -17,15 +17,17 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.infer import Trace_ELBO
 from torch import nn
 
 from ..base import Compose
 from ..distributions import flow_distribution
+from ..loop import LoopOptions, run_loop
 from ..ops import GatedAffine
 from ..transforms import IAF, Planar
 from ..validation import positive_int, positive_ints
 
-__all__ = ["VAE", "log_likelihood", "POSTERIORS"]
+__all__ = ["VAE", "log_likelihood", "negative_elbo", "fit_vae", "POSTERIORS"]
 
 #: The posterior families.
 POSTERIORS = ("diagonal", "planar", "iaf")
@@ -189,3 +191,105 @@ def log_likelihood(vae: VAE, x: torch.Tensor, *, num_samples: int = 5000, batch_
         log_w = vae.prior(z.shape[:-1]).log_prob(z) + vae.likelihood(z).log_prob(x) - q.log_prob(z)
         terms.append(log_w)
     return torch.logsumexp(torch.cat(terms), dim=0) - math.log(k)
+
+
+def negative_elbo(vae: VAE, x: torch.Tensor, *, batch_size: int = 500, num_particles: int = 1) -> float:
+    """The mean negative ELBO per image (nats) of ``x``, estimated with ``num_particles`` samples each, without
+    gradients, in chunks of ``batch_size`` images."""
+    elbo = Trace_ELBO(
+        num_particles=positive_int("num_particles", num_particles), vectorize_particles=True, max_plate_nesting=1
+    )
+    total = 0.0
+    with torch.no_grad():
+        for chunk in x.split(positive_int("batch_size", batch_size)):
+            total += elbo.loss(vae.model, vae.guide, chunk)
+    return total / len(x)
+
+
+def fit_vae(
+    vae: VAE,
+    train: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    *,
+    steps: int | None = 10000,
+    batch_size: int = 100,
+    lr: float = 1e-3,
+    optimizer: str = "adamax",
+    lr_warmup_steps: int = 0,
+    kl_warmup_steps: int = 0,
+    eval_every: int = 500,
+    patience: int | None = 20,
+    max_seconds: float | None = None,
+    dynamic_binarization: bool = False,
+    clip_grad: float | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+):
+    """Trains a :class:`VAE` by maximizing the ELBO with Pyro's ``Trace_ELBO``, through the same loop as
+    :func:`pyro_flows.fit` (:func:`pyro_flows.loop.run_loop`: validation every ``eval_every`` steps, early
+    stopping that keeps the best parameters, a time budget, a clear error on NaN that restores them).
+
+    Each step: a minibatch (a fresh Bernoulli draw of ``pixels / 255`` with ``dynamic_binarization``, from
+    uint8 ``train``), ``beta = min(1, step / kl_warmup_steps)`` (linear KL warm-up), the learning rate warmed
+    up linearly over ``lr_warmup_steps``, the negative ELBO per image as the loss. Validation: the negative ELBO
+    per image with ``beta = 1`` (``valid`` as given: binarize it once, with a fixed seed).
+
+    Returns:
+        :class:`~pyro_flows.FitResult` (losses in nats per image).
+    """
+    if optimizer not in ("adam", "adamax"):
+        raise ValueError(f"optimizer must be 'adam' or 'adamax', got {optimizer!r}")
+    for name, value in (("lr_warmup_steps", lr_warmup_steps), ("kl_warmup_steps", kl_warmup_steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    batch_size = min(positive_int("batch_size", batch_size), len(train))
+    if dynamic_binarization:
+        if train.dtype != torch.uint8:
+            raise TypeError("dynamic_binarization expects uint8 pixels in train (e.g. pyro_flows.data.mnist())")
+    else:
+        vae._check(train[:batch_size])
+    if valid is not None:
+        vae._check(valid)
+    options = LoopOptions(
+        steps=steps, eval_every=eval_every, patience=patience, max_seconds=max_seconds, progress=progress
+    )
+    params = list(vae.parameters())
+    device = params[0].device
+    opt = (torch.optim.Adamax if optimizer == "adamax" else torch.optim.Adam)(params, lr=lr)
+    warmup = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: min(1.0, (k + 1) / lr_warmup_steps) if lr_warmup_steps else 1.0
+    )
+    generator = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**62, (1,))))
+    elbo = Trace_ELBO(max_plate_nesting=1)
+    order: list[torch.Tensor] = []
+
+    def step(k: int) -> float:
+        if not order:
+            order.extend(torch.randperm(len(train), generator=generator).split(batch_size)[: len(train) // batch_size])
+        x = train[order.pop()].to(device)
+        if dynamic_binarization:
+            x = torch.bernoulli(x.float() / 255, generator=None)
+        beta = min(1.0, k / kl_warmup_steps) if kl_warmup_steps else 1.0
+        opt.zero_grad(set_to_none=True)
+        loss = elbo.differentiable_loss(vae.model, vae.guide, x, beta=beta) / len(x)
+        value = loss.item()
+        if math.isfinite(value):
+            loss.backward()
+            if clip_grad is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip_grad)
+            opt.step()
+            warmup.step()
+        return value
+
+    def evaluate() -> float:
+        return negative_elbo(vae, valid.to(device))
+
+    return run_loop(
+        step,
+        evaluate if valid is not None else None,
+        [vae],
+        options,
+        desc="vae",
+        hint=f"try a lower learning rate (lr={lr:g}), a longer warm-up or clip_grad",
+        valid_label="validation negative ELBO",
+    )
