@@ -282,6 +282,7 @@ def fit_vae(
         return value
 
     def evaluate() -> float:
+        assert valid is not None  # evaluate is only passed with validation data
         return negative_elbo(vae, valid.to(device))
 
     return run_loop(
