@@ -198,6 +198,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add("--no-progress", action="store_true", help="hide the progress bar")
     add("--quiet", action="store_true", help="print nothing on success")
+    from .models import vae_cli
+
+    vae_cli.add_parser(commands, lambda kind, minimum: _number(kind, minimum=minimum, what=f"a {kind.__name__} >= {minimum}"))
     return parser
 
 
@@ -358,12 +361,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        metrics = run_fit(args)
-    except (ValueError, FloatingPointError) as error:
+        if args.command == "vae":
+            from .models import vae_cli
+
+            metrics = vae_cli.run_vae(args, _check_out)
+            line = vae_cli.report(metrics)
+        else:
+            metrics = run_fit(args)
+            line = _report(metrics)
+    except (ValueError, FloatingPointError, FileNotFoundError, TypeError) as error:
         print("error: " + " ".join(str(error).splitlines()), file=sys.stderr)
         return 1
     finally:
         torch.set_num_threads(threads)
     if not args.quiet:
-        print(_report(metrics) + f" [{time.perf_counter() - start:.1f} s in all]")
+        print(line + f" [{time.perf_counter() - start:.1f} s in all]")
     return 0
