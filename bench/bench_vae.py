@@ -37,34 +37,69 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     minutes, n_eval, k = (0.05, 50, 10) if args.quick else (args.minutes, args.n_eval, args.is_samples)
-    res = {"environment": environment(quick=args.quick, device=args.device),
-           "settings": {"minutes": minutes, "n_eval": n_eval, "is_samples": k, "arch": "mlp 784-512-512", "z": 64,
-                        "flows": 4, "batch_size": 100, "optimizer": "adamax lr 1e-3", "kl_warmup_steps": 2000}}
+    res = {
+        "environment": environment(quick=args.quick, device=args.device),
+        "settings": {
+            "minutes": minutes,
+            "n_eval": n_eval,
+            "is_samples": k,
+            "arch": "mlp 784-512-512",
+            "z": 64,
+            "flows": 4,
+            "batch_size": 100,
+            "optimizer": "adamax lr 1e-3",
+            "kl_warmup_steps": 2000,
+        },
+    }
     start = time.perf_counter()
     name = f"vae_{torch.device(args.device).type}" + ("_quick" if args.quick else "")
     for posterior in ("diagonal", "planar", "iaf"):
         out = args.out / name / posterior
-        code = cli.main(["vae", "--posterior", posterior, "--minutes", str(minutes), "--n-eval", str(n_eval),
-                         "--is-samples", str(k), "--device", args.device, "--threads", str(args.threads),
-                         "--out", str(out), "--no-progress"])
+        code = cli.main(
+            [
+                "vae",
+                "--posterior",
+                posterior,
+                "--minutes",
+                str(minutes),
+                "--n-eval",
+                str(n_eval),
+                "--is-samples",
+                str(k),
+                "--device",
+                args.device,
+                "--threads",
+                str(args.threads),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
         if code:
             raise SystemExit(f"the {posterior} run failed")
         res[posterior] = json.loads((out / "metrics.json").read_text())
         res[posterior].pop("history")
     res["wall_time_s"] = time.perf_counter() - start
     res["environment"]["load_average_at_end"] = list(__import__("os").getloadavg())
-    lines = ["# VAE on statically binarized MNIST: diagonal vs planar vs IAF posterior at an equal budget", "",
-             environment_line(res["environment"], res["wall_time_s"], with_git=True), "",
-             f"MLP encoder/decoder (784-512-512, h = 256), z = 64, 4 flow steps (IAF: MADE 320 with the context in its "
-             f"first layer, gated update, orderings reversed), Adamax lr 1e-3, batch 100, KL warm-up 2000 steps, "
-             f"{minutes:g} min of training each on {args.device}; test on the first {n_eval} test images; IS NLL with "
-             f"K = {k}, seed 0. Anchors: Berg et al. 2018 Table 2 (gated conv, hundreds of epochs, full test set).", "",
-             "| posterior | test -ELBO | test NLL (IS) | steps | steps/s | anchor -ELBO / NLL |",
-             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "# VAE on statically binarized MNIST: diagonal vs planar vs IAF posterior at an equal budget",
+        "",
+        environment_line(res["environment"], res["wall_time_s"], with_git=True),
+        "",
+        f"MLP encoder/decoder (784-512-512, h = 256), z = 64, 4 flow steps (IAF: MADE 320 with the context in its "
+        f"first layer, gated update, orderings reversed), Adamax lr 1e-3, batch 100, KL warm-up 2000 steps, "
+        f"{minutes:g} min of training each on {args.device}; test on the first {n_eval} test images; IS NLL with "
+        f"K = {k}, seed 0. Anchors: Berg et al. 2018 Table 2 (gated conv, hundreds of epochs, full test set).",
+        "",
+        "| posterior | test -ELBO | test NLL (IS) | steps | steps/s | anchor -ELBO / NLL |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for posterior in ("diagonal", "planar", "iaf"):
         m = res[posterior]
-        lines.append(f"| {posterior} | {m['test_negative_elbo']:.2f} | {m['test_nll_is']:.2f} | {m['steps_run']} | "
-                     f"{m['steps_per_s']:.1f} | {ANCHORS[posterior][0]} / {ANCHORS[posterior][1]} |")
+        lines.append(
+            f"| {posterior} | {m['test_negative_elbo']:.2f} | {m['test_nll_is']:.2f} | {m['steps_run']} | "
+            f"{m['steps_per_s']:.1f} | {ANCHORS[posterior][0]} / {ANCHORS[posterior][1]} |"
+        )
     gap = res["diagonal"]["test_negative_elbo"] - res["iaf"]["test_negative_elbo"]
     lines += ["", f"IAF - diagonal: {gap:.2f} nats of test -ELBO (target >= 1.5)."]
     write_results(args.out, name, res, "\n".join(lines) + "\n")

@@ -200,7 +200,9 @@ def make_parser() -> argparse.ArgumentParser:
     add("--quiet", action="store_true", help="print nothing on success")
     from .models import vae_cli
 
-    vae_cli.add_parser(commands, lambda kind, minimum: _number(kind, minimum=minimum, what=f"a {kind.__name__} >= {minimum}"))
+    vae_cli.add_parser(
+        commands, lambda kind, minimum: _number(kind, minimum=minimum, what=f"a {kind.__name__} >= {minimum}")
+    )
     return parser
 
 

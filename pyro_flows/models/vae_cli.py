@@ -31,8 +31,12 @@ def add_parser(commands, number) -> None:
     add = p.add_argument
     add("--posterior", choices=POSTERIORS, default="iaf", help="posterior family (default: %(default)s)")
     add("--arch", choices=("mlp",), default="mlp", help="encoder/decoder family (default: %(default)s)")
-    add("--data", choices=("static", "dynamic"), default="static",
-        help="static binarized MNIST (binarized_mnist.npz) or dynamic binarization of mnist.npz (default: static)")
+    add(
+        "--data",
+        choices=("static", "dynamic"),
+        default="static",
+        help="static binarized MNIST (binarized_mnist.npz) or dynamic binarization of mnist.npz (default: static)",
+    )
     add("--z-dim", type=number(int, 1), default=64, help="latent size (default: %(default)s)")
     add("--flows", type=number(int, 1), default=4, help="flow steps of planar/iaf (default: %(default)s)")
     add("--hidden", type=number(int, 1), default=512, help="MLP hidden width, two layers (default: %(default)s)")
@@ -42,8 +46,12 @@ def add_parser(commands, number) -> None:
     add("--lr", type=number(float, 0), default=1e-3, help="Adamax learning rate (default: %(default)s)")
     add("--kl-warmup", type=number(int, 0), default=2000, help="steps of linear KL warm-up (default: %(default)s)")
     add("--eval-every", type=number(int, 1), default=500, help="steps between validations (default: %(default)s)")
-    add("--n-eval", type=number(int, 1), default=1000,
-        help="validation and test images evaluated (default: %(default)s; 10000 for the full sets)")
+    add(
+        "--n-eval",
+        type=number(int, 1),
+        default=1000,
+        help="validation and test images evaluated (default: %(default)s; 10000 for the full sets)",
+    )
     add("--is-samples", type=number(int, 1), default=1000, help="K of the IS log-likelihood (default: %(default)s)")
     add("--out", type=Path, default=None, help="output folder (default: runs/vae-POSTERIOR)")
     add("--seed", type=number(int, 0), default=0, help="random seed (default: %(default)s)")
@@ -75,23 +83,51 @@ def run_vae(args: argparse.Namespace, check_out) -> dict:
     check_out(out)
     train, valid, test, dynamic = _data(args)
     torch.manual_seed(args.seed)
-    vae = VAE(train.shape[1:], z_dim=args.z_dim, posterior=args.posterior, num_flows=args.flows,
-              hidden_dims=(args.hidden, args.hidden)).to(device)
-    result = fit_vae(vae, train, valid, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                     kl_warmup_steps=args.kl_warmup, eval_every=args.eval_every, patience=None,
-                     max_seconds=60 * args.minutes, dynamic_binarization=dynamic, seed=args.seed,
-                     progress=not args.no_progress)
+    vae = VAE(
+        train.shape[1:],
+        z_dim=args.z_dim,
+        posterior=args.posterior,
+        num_flows=args.flows,
+        hidden_dims=(args.hidden, args.hidden),
+    ).to(device)
+    result = fit_vae(
+        vae,
+        train,
+        valid,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        kl_warmup_steps=args.kl_warmup,
+        eval_every=args.eval_every,
+        patience=None,
+        max_seconds=60 * args.minutes,
+        dynamic_binarization=dynamic,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
     start = time.perf_counter()
     test = test.to(device)
     torch.manual_seed(args.seed)
-    nll = -torch.cat([log_likelihood(vae, chunk, num_samples=args.is_samples, batch_size=200)
-                      for chunk in test.split(100)]).mean().item()
+    nll = (
+        -torch.cat(
+            [log_likelihood(vae, chunk, num_samples=args.is_samples, batch_size=200) for chunk in test.split(100)]
+        )
+        .mean()
+        .item()
+    )
     metrics = {
-        "posterior": args.posterior, "arch": args.arch, "data": args.data,
+        "posterior": args.posterior,
+        "arch": args.arch,
+        "data": args.data,
         "test_negative_elbo": negative_elbo(vae, test, num_particles=10),
-        "test_nll_is": nll, "is_samples": args.is_samples, "is_seed": args.seed, "test_images": len(test),
-        "best_valid_negative_elbo": result.best_valid, "steps_run": result.steps_run,
-        "train_wall_s": result.wall_time, "steps_per_s": result.steps_run / result.wall_time,
+        "test_nll_is": nll,
+        "is_samples": args.is_samples,
+        "is_seed": args.seed,
+        "test_images": len(test),
+        "best_valid_negative_elbo": result.best_valid,
+        "steps_run": result.steps_run,
+        "train_wall_s": result.wall_time,
+        "steps_per_s": result.steps_run / result.wall_time,
         "eval_wall_s": time.perf_counter() - start,
         "num_parameters": sum(p.numel() for p in vae.parameters()),
         "history": result.history.as_dict(),
@@ -104,8 +140,9 @@ def run_vae(args: argparse.Namespace, check_out) -> dict:
         x = test[:8]
         recon = torch.sigmoid(vae.decoder(vae.posterior(x).sample()).reshape(x.shape))
         grid = torch.stack([x, recon], 1).reshape(-1, *x.shape[1:])
-        plots.plot_images(grid.cpu(), out / "reconstructions.png", image_shape=(28, 28), ncols=4,
-                          title="data | reconstruction")
+        plots.plot_images(
+            grid.cpu(), out / "reconstructions.png", image_shape=(28, 28), ncols=4, title="data | reconstruction"
+        )
         z = vae.prior((32,)).sample()
         samples = torch.sigmoid(vae.decoder(z)).reshape(32, 28, 28)
         plots.plot_images(samples.cpu(), out / "samples.png", image_shape=(28, 28), ncols=8, title="samples (means)")
@@ -115,6 +152,8 @@ def run_vae(args: argparse.Namespace, check_out) -> dict:
 
 
 def report(metrics: dict) -> str:
-    return (f"VAE ({metrics['posterior']}): test -ELBO {metrics['test_negative_elbo']:.2f} nats, IS NLL "
-            f"{metrics['test_nll_is']:.2f} (K={metrics['is_samples']}, {metrics['test_images']} test images), "
-            f"{metrics['steps_run']} steps ({metrics['steps_per_s']:.1f}/s); wrote {metrics['out']}/")
+    return (
+        f"VAE ({metrics['posterior']}): test -ELBO {metrics['test_negative_elbo']:.2f} nats, IS NLL "
+        f"{metrics['test_nll_is']:.2f} (K={metrics['is_samples']}, {metrics['test_images']} test images), "
+        f"{metrics['steps_run']} steps ({metrics['steps_per_s']:.1f}/s); wrote {metrics['out']}/"
+    )
