@@ -209,3 +209,17 @@ def test_the_vae_command_refuses_a_missing_data_file(tmp_path, monkeypatch, caps
     monkeypatch.setenv("PYRO_FLOWS_DATA", str(tmp_path))
     assert cli.main(["vae", "--steps", "1", "--out", str(tmp_path / "x")]) == 1
     assert "binarized MNIST not found" in capsys.readouterr().err
+
+
+def test_the_gated_conv_architecture_of_berg_et_al():
+    torch.manual_seed(0)
+    vae = VAE((1, 28, 28), z_dim=8, posterior="iaf", num_flows=2, context_dim=16, flow_hidden_dims=(16,), arch="conv")
+    x = (torch.rand(3, 1, 28, 28) < 0.2).float()
+    mu, scale, h = vae.encode(x)
+    assert mu.shape == (3, 8) and h.shape == (3, 16)
+    z = vae.posterior(x).rsample((2,))
+    assert vae.likelihood(z).log_prob(x).shape == (2, 3)
+    pyro.clear_param_store()
+    SVI(vae.model, vae.guide, Adam({"lr": 1e-3}), Trace_ELBO()).step(x)
+    with pytest.raises(ValueError, match="28x28"):
+        VAE((1, 8, 8), arch="conv")

@@ -42,6 +42,58 @@ def _mlp(sizes: Sequence[int], last_activation: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class _Gated(nn.Module):
+    """A gated (transposed) convolution, ``conv_h(x) * sigmoid(conv_g(x))`` (Dauphin et al.; Berg et al. 2018)."""
+
+    def __init__(self, conv, *args, **kwargs):
+        super().__init__()
+        self.h, self.g = conv(*args, **kwargs), conv(*args, **kwargs)
+
+    def forward(self, x):
+        return self.h(x) * torch.sigmoid(self.g(x))
+
+
+class _ConvEncoder(nn.Module):
+    """Berg et al. 2018's MNIST encoder: six gated convolutions (5x5, the last 7x7) from 28x28 to ``h``."""
+
+    def __init__(self, channels: int, context_dim: int):
+        super().__init__()
+        c = nn.Conv2d
+        self.net = nn.Sequential(
+            _Gated(c, channels, 32, 5, 1, 2),
+            _Gated(c, 32, 32, 5, 2, 2),
+            _Gated(c, 32, 64, 5, 1, 2),
+            _Gated(c, 64, 64, 5, 2, 2),
+            _Gated(c, 64, 64, 5, 1, 2),
+            _Gated(c, 64, context_dim, 7, 1, 0),
+        )
+
+    def forward(self, x):
+        batch = x.shape[:-3]
+        return self.net(x.reshape(-1, *x.shape[-3:])).reshape(*batch, -1)
+
+
+class _ConvDecoder(nn.Module):
+    """Berg et al. 2018's MNIST decoder: six gated transposed convolutions from ``z`` to 28x28, a 1x1 to logits."""
+
+    def __init__(self, z_dim: int, channels: int):
+        super().__init__()
+        t = nn.ConvTranspose2d
+        self.net = nn.Sequential(
+            _Gated(t, z_dim, 64, 7, 1, 0),
+            _Gated(t, 64, 64, 5, 1, 2),
+            _Gated(t, 64, 32, 5, 2, 2, 1),
+            _Gated(t, 32, 32, 5, 1, 2),
+            _Gated(t, 32, 32, 5, 2, 2, 1),
+            _Gated(t, 32, 32, 5, 1, 2),
+            nn.Conv2d(32, channels, 1),
+        )
+
+    def forward(self, z):
+        batch = z.shape[:-1]
+        return self.net(z.reshape(-1, z.shape[-1], 1, 1)).reshape(*batch, -1)
+
+
 class VAE(nn.Module):
     """A VAE for binary images with a diagonal, planar or IAF posterior, trained with Pyro's SVI.
 
@@ -58,6 +110,8 @@ class VAE(nn.Module):
         hidden_dims: hidden widths of the MLP encoder (the decoder mirrors them).
         context_dim: size of the encoder's context ``h`` given to the flow steps.
         flow_hidden_dims: hidden widths of each IAF step's MADE (the context enters its first layer).
+        arch: ``"mlp"`` (``hidden_dims``) or ``"conv"``, the gated convolutional encoder and decoder of Berg et
+            al. 2018 (28x28 images; their table uses ``z_dim=64``, ``context_dim=256``, 4 IAF steps of 320).
 
     Example:
         >>> vae = VAE((1, 4, 4), z_dim=2, posterior="iaf", num_flows=2, hidden_dims=(16,), context_dim=8)
@@ -81,6 +135,7 @@ class VAE(nn.Module):
         hidden_dims: Sequence[int] = (512, 512),
         context_dim: int = 256,
         flow_hidden_dims: Sequence[int] = (320,),
+        arch: str = "mlp",
     ):
         super().__init__()
         if posterior not in POSTERIORS:
@@ -91,10 +146,19 @@ class VAE(nn.Module):
         hidden = positive_ints("hidden_dims", tuple(hidden_dims))
         self.context_dim = positive_int("context_dim", context_dim)
         pixels = math.prod(self.image_shape)
-        self.encoder = _mlp((pixels, *hidden, self.context_dim), last_activation=True)
+        if arch == "mlp":
+            self.encoder: nn.Module = _mlp((pixels, *hidden, self.context_dim), last_activation=True)
+            self.decoder: nn.Module = _mlp((self.z_dim, *reversed(hidden), pixels), last_activation=False)
+        elif arch == "conv":
+            if tuple(self.image_shape[1:]) != (28, 28):
+                raise ValueError(f"arch='conv' is Berg et al.'s 28x28 architecture, got images {self.image_shape}")
+            self.encoder = _ConvEncoder(self.image_shape[0], self.context_dim)
+            self.decoder = _ConvDecoder(self.z_dim, self.image_shape[0])
+        else:
+            raise ValueError(f"arch must be 'mlp' or 'conv', got {arch!r}")
+        self.arch = arch
         self.mu = nn.Linear(self.context_dim, self.z_dim)
         self.raw_scale = nn.Linear(self.context_dim, self.z_dim)
-        self.decoder = _mlp((self.z_dim, *reversed(hidden), pixels), last_activation=False)
         k = positive_int("num_flows", num_flows)
         if posterior == "diagonal":
             self.flow = None
@@ -130,7 +194,7 @@ class VAE(nn.Module):
 
     def encode(self, x: torch.Tensor):
         """``(mu, scale, h)`` for a batch of images."""
-        h = self.encoder(x.flatten(-len(self.image_shape)))
+        h = self.encoder(x.flatten(-len(self.image_shape)) if self.arch == "mlp" else x)
         return self.mu(h), nn.functional.softplus(self.raw_scale(h)) + 1e-4, h
 
     def posterior(self, x: torch.Tensor):

@@ -30,7 +30,12 @@ def add_parser(commands, number) -> None:
     )
     add = p.add_argument
     add("--posterior", choices=POSTERIORS, default="iaf", help="posterior family (default: %(default)s)")
-    add("--arch", choices=("mlp",), default="mlp", help="encoder/decoder family (default: %(default)s)")
+    add(
+        "--arch",
+        choices=("mlp", "conv"),
+        default="mlp",
+        help="encoder/decoder: MLP, or Berg et al.'s gated convolutions (default: %(default)s)",
+    )
     add(
         "--data",
         choices=("static", "dynamic"),
