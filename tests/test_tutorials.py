@@ -42,7 +42,17 @@ def _mnist_missing():
     return None
 
 
-REQUIREMENTS = {"mnist": _mnist_missing}  # data set -> () -> why it is unavailable, or None
+def _binarized_mnist_missing():
+    import pyro_flows as pf
+
+    try:
+        pf.data.binarized_mnist()
+    except FileNotFoundError as err:
+        return str(err)
+    return None
+
+
+REQUIREMENTS = {"mnist": _mnist_missing, "binarized_mnist": _binarized_mnist_missing}  # name -> why absent, or None
 
 
 def skip_unless_available(nb, name):
@@ -108,6 +118,8 @@ def test_tutorial_declares_the_data_it_loads(path):
     requires = nb.metadata.get("pyro_flows", {}).get("requires", [])
     if "data.mnist(" in source:
         assert "mnist" in requires, "the notebook loads MNIST: set REQUIRES = ['mnist'] in its cell module"
+    if "data.binarized_mnist(" in source:
+        assert "binarized_mnist" in requires, "the notebook loads binarized MNIST: add it to REQUIRES"
     assert set(requires) <= set(REQUIREMENTS), f"unknown requirements {sorted(set(requires) - set(REQUIREMENTS))}"
 
 

@@ -223,3 +223,19 @@ def test_the_gated_conv_architecture_of_berg_et_al():
     SVI(vae.model, vae.guide, Adam({"lr": 1e-3}), Trace_ELBO()).step(x)
     with pytest.raises(ValueError, match="28x28"):
         VAE((1, 8, 8), arch="conv")
+
+
+def test_free_bits_keep_the_first_nats_of_kl_free():
+    from pyro_flows.models import fit_vae
+    from pyro_flows.models.vae import _free_bits_loss
+
+    vae, x = tiny("iaf"), images(32)
+    torch.manual_seed(0)
+    plain = _free_bits_loss(vae, x, 1.0, 0.0)
+    torch.manual_seed(0)
+    floored = _free_bits_loss(vae, x, 1.0, 1e6)
+    assert floored > plain and floored.requires_grad  # the KL term is floored at 1e6 nats
+    result = fit_vae(vae, x, x, steps=10, batch_size=16, free_bits=2.0, eval_every=5, progress=False, seed=0)
+    assert result.steps_run == 10
+    with pytest.raises(ValueError, match="free_bits"):
+        fit_vae(vae, x, steps=1, free_bits=-1.0, progress=False)

@@ -270,6 +270,14 @@ def negative_elbo(vae: VAE, x: torch.Tensor, *, batch_size: int = 500, num_parti
     return total / len(x)
 
 
+def _free_bits_loss(vae: VAE, x: torch.Tensor, beta: float, free_bits: float) -> torch.Tensor:
+    """``-E[log p(x | z)] + beta * max(free_bits, E[log q(z | x) - log p(z)])``, minibatch means, one sample."""
+    q = vae.posterior(x)
+    z = q.rsample()
+    kl = (q.log_prob(z) - vae.prior(z.shape[:-1]).log_prob(z)).mean()
+    return -vae.likelihood(z).log_prob(x).mean() + beta * torch.clamp(kl, min=free_bits)
+
+
 def fit_vae(
     vae: VAE,
     train: torch.Tensor,
@@ -286,6 +294,7 @@ def fit_vae(
     max_seconds: float | None = None,
     dynamic_binarization: bool = False,
     clip_grad: float | None = None,
+    free_bits: float = 0.0,
     seed: int | None = None,
     progress: bool = True,
 ):
@@ -298,9 +307,16 @@ def fit_vae(
     up linearly over ``lr_warmup_steps``, the negative ELBO per image as the loss. Validation: the negative ELBO
     per image with ``beta = 1`` (``valid`` as given: binarize it once, with a fixed seed).
 
+    With ``free_bits = lam > 0`` the training loss is ``-E[log p(x | z)] + beta * max(lam, KL)``, ``KL`` the
+    minibatch mean of the one-sample estimate ``log q(z | x) - log p(z)`` (Kingma et al. 2016's free bits with
+    one group: a flow posterior has no per-dimension KL): the first ``lam`` nats of KL per image are free, which
+    keeps the posterior from collapsing onto the prior early on. Validation always reports the true -ELBO.
+
     Returns:
         :class:`~pyro_flows.FitResult` (losses in nats per image).
     """
+    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float)) or not 0 <= free_bits < math.inf:
+        raise ValueError(f"free_bits must be a number >= 0 (nats per image), got {free_bits!r}")
     if optimizer not in ("adam", "adamax"):
         raise ValueError(f"optimizer must be 'adam' or 'adamax', got {optimizer!r}")
     for name, value in (("lr_warmup_steps", lr_warmup_steps), ("kl_warmup_steps", kl_warmup_steps)):
@@ -335,7 +351,10 @@ def fit_vae(
             x = torch.bernoulli(x.float() / 255, generator=None)
         beta = min(1.0, k / kl_warmup_steps) if kl_warmup_steps else 1.0
         opt.zero_grad(set_to_none=True)
-        loss = elbo.differentiable_loss(vae.model, vae.guide, x, beta=beta) / len(x)
+        if free_bits:
+            loss = _free_bits_loss(vae, x, beta, free_bits)
+        else:
+            loss = elbo.differentiable_loss(vae.model, vae.guide, x, beta=beta) / len(x)
         value = loss.item()
         if math.isfinite(value):
             loss.backward()

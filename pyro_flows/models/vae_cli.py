@@ -50,6 +50,7 @@ def add_parser(commands, number) -> None:
     add("--batch-size", type=number(int, 1), default=100, help="minibatch size (default: %(default)s)")
     add("--lr", type=number(float, 0), default=1e-3, help="Adamax learning rate (default: %(default)s)")
     add("--kl-warmup", type=number(int, 0), default=2000, help="steps of linear KL warm-up (default: %(default)s)")
+    add("--free-bits", type=number(float, 0), default=0.0, help="free nats of KL per image (default: %(default)s)")
     add("--eval-every", type=number(int, 1), default=500, help="steps between validations (default: %(default)s)")
     add(
         "--n-eval",
