@@ -176,6 +176,13 @@ class FlowLike:
         an unconditional transform returns itself, and a bound view binds anew."""
         raise NotImplementedError
 
+    def __getstate__(self):
+        """Pickles and copies drop the cache, the remembered ``Inverse`` and the state bookkeeping."""
+        state_ = super().__getstate__()  # a mixin: the module's own __getstate__
+        for name in ("_entries", "_inverse_module"):
+            state_.pop(name, None)
+        return state.drop(state_)
+
     @property
     def bound_context(self) -> Tensor | None:
         """The context bound into this transform by ``condition`` (``None`` for other transforms)."""
@@ -371,12 +378,6 @@ class Flow(_Cached, TransformModule, ConditionalTransform):
         assert bound is not None  # a conditional flow's check_context refuses None
         return _Conditioned(self, bound)
 
-    def __getstate__(self):
-        state_ = super().__getstate__()
-        for name in ("_entries", "_inverse_module"):
-            state_.pop(name, None)
-        return state.drop(state_)
-
     def _apply(self, fn, *args, **kwargs):
         self.clear_cache()
         return super()._apply(fn, *args, **kwargs)
@@ -441,12 +442,6 @@ class _Conditioned(_Cached, TransformModule):
     def condition(self, context: Tensor):
         """Binds another context to the same flow."""
         return self.flow.condition(context)
-
-    def __getstate__(self):
-        state_ = super().__getstate__()
-        for name in ("_entries", "_inverse_module"):
-            state_.pop(name, None)
-        return state.drop(state_)
 
 
 class Inverse(FlowLike, TransformModule, ConditionalTransform):
@@ -535,9 +530,6 @@ class Inverse(FlowLike, TransformModule, ConditionalTransform):
 
     def clear_cache(self) -> None:
         self.transform.clear_cache()
-
-    def __getstate__(self):
-        return state.drop(super().__getstate__())
 
 
 class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
@@ -652,11 +644,6 @@ class Compose(FlowLike, ComposeTransformModule, ConditionalTransform):
         for part in self.parts:
             if hasattr(part, "clear_cache"):
                 part.clear_cache()
-
-    def __getstate__(self):
-        state_ = super().__getstate__()
-        state_.pop("_inverse_module", None)
-        return state.drop(state_)
 
     def __hash__(self):
         return object.__hash__(self)

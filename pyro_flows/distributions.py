@@ -109,6 +109,8 @@ def flow_distribution(
     if not isinstance(flow, FlowLike) or flow.event_shape is None:
         raise TypeError(f"flow_distribution takes a pyro_flows transform, got {type(flow).__name__}")
     shape = flow.event_shape
+    if base is not None and not isinstance(base, torch.distributions.Distribution) and not callable(base):
+        raise TypeError(f"base must be a torch/Pyro Distribution or a callable from context to one, got {base!r}")
     conditional_base = base is not None and not isinstance(base, torch.distributions.Distribution)
     if base is None:
         ref = next(iter(cast(torch.nn.Module, flow).parameters()), None)

@@ -225,3 +225,8 @@ def test_default_networks_are_sized_to_the_input():
     assert pf.nn.default_hidden_dims(784) == (512, 512)
     assert pf.maf(2).parts[0].conditioner.hidden_dims == (32, 32)
     assert pf.realnvp(64).parts[0].conditioner.net.net[0].out_features == 512
+
+
+def test_flow_distribution_refuses_a_base_that_is_neither_a_distribution_nor_callable():
+    with pytest.raises(TypeError, match="base must be"):
+        pf.flow_distribution(pf.Planar(2), base="normal")
