@@ -200,9 +200,7 @@ def make_parser() -> argparse.ArgumentParser:
     add("--quiet", action="store_true", help="print nothing on success")
     from .models import vae_cli
 
-    vae_cli.add_parser(
-        commands, lambda kind, minimum: _number(kind, minimum=minimum, what=f"a {kind.__name__} >= {minimum}")
-    )
+    vae_cli.add_parser(commands)
     return parser
 
 
@@ -366,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "vae":
             from .models import vae_cli
 
-            metrics = vae_cli.run_vae(args, _check_out)
+            metrics = vae_cli.run_vae(args)
             line = vae_cli.report(metrics)
         else:
             metrics = run_fit(args)

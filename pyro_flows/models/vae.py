@@ -21,11 +21,13 @@ from pyro.infer import Trace_ELBO
 from torch import nn
 
 from ..base import Compose
+from ..data import binarize
 from ..distributions import flow_distribution
 from ..loop import LoopOptions, run_loop
 from ..ops import GatedAffine
+from ..train import _minibatches
 from ..transforms import IAF, Planar
-from ..validation import positive_int, positive_ints
+from ..validation import nonnegative_int, positive_int, positive_ints
 
 __all__ = ["VAE", "log_likelihood", "negative_elbo", "fit_vae", "POSTERIORS"]
 
@@ -319,9 +321,8 @@ def fit_vae(
         raise ValueError(f"free_bits must be a number >= 0 (nats per image), got {free_bits!r}")
     if optimizer not in ("adam", "adamax"):
         raise ValueError(f"optimizer must be 'adam' or 'adamax', got {optimizer!r}")
-    for name, value in (("lr_warmup_steps", lr_warmup_steps), ("kl_warmup_steps", kl_warmup_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    nonnegative_int("lr_warmup_steps", lr_warmup_steps)
+    nonnegative_int("kl_warmup_steps", kl_warmup_steps)
     batch_size = min(positive_int("batch_size", batch_size), len(train))
     if dynamic_binarization:
         if train.dtype != torch.uint8:
@@ -339,16 +340,13 @@ def fit_vae(
     warmup = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: min(1.0, (k + 1) / lr_warmup_steps) if lr_warmup_steps else 1.0
     )
-    generator = torch.Generator().manual_seed(seed if seed is not None else int(torch.randint(2**62, (1,))))
+    batches = _minibatches(len(train), batch_size, seed=seed)
     elbo = Trace_ELBO(max_plate_nesting=1)
-    order: list[torch.Tensor] = []
 
     def step(k: int) -> float:
-        if not order:
-            order.extend(torch.randperm(len(train), generator=generator).split(batch_size)[: len(train) // batch_size])
-        x = train[order.pop()].to(device)
+        x = train[next(batches)].to(device)
         if dynamic_binarization:
-            x = torch.bernoulli(x.float() / 255, generator=None)
+            x = binarize(x)
         beta = min(1.0, k / kl_warmup_steps) if kl_warmup_steps else 1.0
         opt.zero_grad(set_to_none=True)
         if free_bits:

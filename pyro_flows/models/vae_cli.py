@@ -16,13 +16,19 @@ from pathlib import Path
 import torch
 
 from .. import data as datasets
+from ..cli import _check_out, _device, _number
 from .vae import POSTERIORS, VAE, fit_vae, log_likelihood, negative_elbo
 
 __all__ = ["add_parser", "run_vae"]
 
 
-def add_parser(commands, number) -> None:
-    """Adds the ``vae`` subcommand to ``commands`` (argparse subparsers); ``number(kind, minimum)`` parses."""
+def number(kind, minimum):
+    """An argparse parser of a ``kind`` (int or float) of at least ``minimum``."""
+    return _number(kind, minimum=minimum, what=f"a {kind.__name__} >= {minimum}")
+
+
+def add_parser(commands) -> None:
+    """Adds the ``vae`` subcommand to ``commands`` (argparse subparsers)."""
     p = commands.add_parser(
         "vae",
         help="train a VAE with a flow posterior on binarized MNIST and write metrics, images and weights",
@@ -78,15 +84,13 @@ def _data(args):
     return split.train, valid, test, True
 
 
-def run_vae(args: argparse.Namespace, check_out) -> dict:
+def run_vae(args: argparse.Namespace) -> dict:
     """Runs the ``vae`` command for parsed arguments and returns the metrics written."""
     from .. import plots
 
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but torch.cuda.is_available() is False")
-    device = torch.device(args.device)
+    device = _device(args.device)
     out = args.out if args.out is not None else Path("runs") / f"vae-{args.posterior}"
-    check_out(out)
+    _check_out(out)
     train, valid, test, dynamic = _data(args)
     torch.manual_seed(args.seed)
     vae = VAE(
