@@ -41,6 +41,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .validation import is_finite_number
+
 __all__ = [
     "binarized_mnist",
     "binarize",
@@ -225,7 +227,7 @@ def toy2d(name: str, n: int, *, seed: int = 0, noise: float | None = None) -> to
     toy = _TOYS[name]
     if noise is None:
         noise = toy.noise
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise):
+    if not is_finite_number(noise):
         raise ValueError(f"noise must be a finite number >= 0 or None, got {noise!r}")
     if noise < 0:
         raise ValueError(f"noise must be a finite number >= 0 or None, got {noise!r}")

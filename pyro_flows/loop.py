@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .validation import positive_int
+from .validation import is_finite_number, positive_int
 
 __all__ = ["History", "FitResult", "TrainingDiverged", "LoopOptions", "run_loop", "eval_mode"]
 
@@ -85,10 +85,6 @@ class TrainingDiverged(FloatingPointError):
         self.history = history
 
 
-def _number(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
-
 @dataclass(frozen=True)
 class LoopOptions:
     """How long to train, how often to evaluate, when to stop. Validated when made.
@@ -117,7 +113,7 @@ class LoopOptions:
         positive_int("eval_every", self.eval_every)
         if self.patience is not None:
             positive_int("patience", self.patience)
-        if self.max_seconds is not None and (not _number(self.max_seconds) or not self.max_seconds > 0):
+        if self.max_seconds is not None and (not is_finite_number(self.max_seconds) or not self.max_seconds > 0):
             raise ValueError(f"max_seconds must be a positive number or None, got {self.max_seconds!r}")
 
 

@@ -7,10 +7,10 @@ returning the elementwise log|dy/dx| (not summed: the caller sums over its event
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
+
+from .validation import is_finite_number
 
 __all__ = ["SCALES", "log_scale", "Affine", "Additive", "GatedAffine"]
 
@@ -115,7 +115,7 @@ class GatedAffine:
     zero_is_identity = False
 
     def __init__(self, bias: float = 1.0):
-        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not math.isfinite(bias):
+        if not is_finite_number(bias):
             raise ValueError(f"bias must be a finite number, got {bias!r}")
         self.bias = float(bias)
 

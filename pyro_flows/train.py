@@ -31,7 +31,7 @@ from torch.distributions.transforms import _InverseTransform
 from .base import FlowLike
 from .distributions import FlowDistribution
 from .loop import FitResult, History, LoopOptions, TrainingDiverged, eval_mode, run_loop
-from .validation import nonnegative_int
+from .validation import is_finite_number, nonnegative_int
 from .validation import positive_int as _check_positive_int
 
 __all__ = ["History", "FitResult", "TrainingDiverged", "fit", "nll"]
@@ -412,9 +412,7 @@ def _valid_rows(distribution, valid, context, valid_context, train_rows: _Rows):
 
 
 def _check_options(*, lr: float, weight_decay: float, clip_grad: float | None, seed: int | None) -> None:
-    def real(value: object) -> bool:
-        return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
+    real = is_finite_number
     if not real(lr) or lr <= 0:
         raise ValueError(f"lr must be a positive finite number, got {lr!r}")
     if not real(weight_decay) or weight_decay < 0:

@@ -7,11 +7,13 @@ where an int is expected (``True`` is not a size).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 
 __all__ = [
+    "is_finite_number",
     "positive_int",
     "nonnegative_int",
     "optional_positive_int",
@@ -23,6 +25,16 @@ __all__ = [
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_finite_number(value) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool, not NaN or infinity).
+
+    Example:
+        >>> is_finite_number(0.5), is_finite_number(True), is_finite_number(float("nan"))
+        (True, False, False)
+    """
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def positive_int(name: str, value) -> int:

@@ -27,7 +27,7 @@ from ..loop import LoopOptions, run_loop
 from ..ops import GatedAffine
 from ..train import _minibatches
 from ..transforms import IAF, Planar
-from ..validation import nonnegative_int, positive_int, positive_ints
+from ..validation import is_finite_number, nonnegative_int, positive_int, positive_ints
 
 __all__ = ["VAE", "log_likelihood", "negative_elbo", "fit_vae", "POSTERIORS"]
 
@@ -317,7 +317,7 @@ def fit_vae(
     Returns:
         :class:`~pyro_flows.FitResult` (losses in nats per image).
     """
-    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float)) or not 0 <= free_bits < math.inf:
+    if not is_finite_number(free_bits) or free_bits < 0:
         raise ValueError(f"free_bits must be a number >= 0 (nats per image), got {free_bits!r}")
     if optimizer not in ("adam", "adamax"):
         raise ValueError(f"optimizer must be 'adam' or 'adamax', got {optimizer!r}")

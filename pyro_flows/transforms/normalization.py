@@ -16,6 +16,7 @@ from torch import nn
 from .. import state
 from ..base import Flow, as_event_shape
 from ..ops import Affine, log_scale
+from ..validation import is_finite_number
 
 __all__ = ["BatchNorm", "ActNorm"]
 
@@ -93,7 +94,7 @@ class BatchNorm(_PerChannel):
     def __init__(self, input_dim, *, momentum: float = 0.1, eps: float = 1e-5, scale: str = "softclamp"):
         super().__init__(input_dim)
         c = self.num_channels
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 < momentum <= 1:
+        if not is_finite_number(momentum) or not 0 < momentum <= 1:
             raise ValueError(f"momentum must be in (0, 1], got {momentum}")
         self.momentum, self.eps, self.scale = momentum, eps, scale
         self.log_gamma = nn.Parameter(torch.zeros(c))
