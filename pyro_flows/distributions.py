@@ -10,6 +10,7 @@ import torch
 from pyro.distributions.conditional import ConditionalTransform, ConditionalTransformedDistribution
 
 from .base import FlowLike
+from .validation import check_tensor
 
 __all__ = ["FlowDistribution", "ConditionalFlowDistribution", "flow_distribution"]
 
@@ -19,13 +20,7 @@ Tensor = torch.Tensor
 def _check_value(d, value) -> None:
     """A clear error unless ``value`` is a finite floating tensor of ``d``'s event shape."""
     shape = tuple(d.event_shape)
-    expected = f"(*batch, {', '.join(map(str, shape))})" if shape else "(*batch,)"
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"log_prob expected a torch.Tensor of shape {expected}, got {type(value).__name__}")
-    if not value.is_floating_point():
-        raise TypeError(f"log_prob expected a floating-point tensor, got dtype {value.dtype}")
-    if value.dim() < len(shape) or tuple(value.shape[value.dim() - len(shape) :]) != shape:
-        raise ValueError(f"log_prob expected a value of shape {expected}, got {tuple(value.shape)}")
+    check_tensor(value, shape, what="value", owner="log_prob")
     if not bool(torch.isfinite(value).all()):
         bad = (~torch.isfinite(value)).flatten(value.dim() - len(shape)).any(-1) if value.dim() > len(shape) else None
         rows = [tuple(i) if len(i) > 1 else i[0] for i in bad.nonzero().tolist()] if bad is not None else []
