@@ -32,27 +32,22 @@ def code_cells(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-def _mnist_missing():
-    import pyro_flows as pf
+def _missing(loader: str):
+    """``() -> why pf.data.<loader>() cannot load, or None``."""
 
-    try:
-        pf.data.mnist()
-    except FileNotFoundError as err:
-        return str(err)
-    return None
+    def why():
+        import pyro_flows as pf
 
+        try:
+            getattr(pf.data, loader)()
+        except FileNotFoundError as err:
+            return str(err)
+        return None
 
-def _binarized_mnist_missing():
-    import pyro_flows as pf
-
-    try:
-        pf.data.binarized_mnist()
-    except FileNotFoundError as err:
-        return str(err)
-    return None
+    return why
 
 
-REQUIREMENTS = {"mnist": _mnist_missing, "binarized_mnist": _binarized_mnist_missing}  # name -> why absent, or None
+REQUIREMENTS = {name: _missing(name) for name in ("mnist", "binarized_mnist")}  # name -> why absent, or None
 
 
 def skip_unless_available(nb, name):
