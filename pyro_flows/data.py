@@ -20,6 +20,10 @@ digits (1797 images of 8x8 pixels with values 0..16), so nothing is downloaded.
 (``pip install 'pyro_flows[datasets]'``); without it they raise an ``ImportError``
 saying so, and the other sets work.
 
+MNIST (:func:`mnist`, :func:`binarized_mnist`) and spoken digits (:func:`spoken_digits`, 8 kHz speech
+waveforms with digit and speaker labels) are read from ``.npz`` files in the offline data folder
+(:func:`data_dir`); nothing is downloaded.
+
 Example:
     >>> from pyro_flows import data
     >>> x = data.toy2d("moons", 500, seed=1)
@@ -60,6 +64,10 @@ __all__ = [
     "data_dir",
     "mnist",
     "MNIST_SHAPE",
+    "spoken_digits",
+    "speech_windows",
+    "Speech",
+    "SPEECH_SPLITS",
     "load",
 ]
 
@@ -473,6 +481,193 @@ def binarize(pixels: torch.Tensor, *, generator: torch.Generator | None = None) 
         raise TypeError(f"binarize expected uint8 pixels in 0..255, got {getattr(pixels, 'dtype', type(pixels))}")
     probs = pixels.float() / 255
     return torch.bernoulli(probs, generator=generator)
+
+
+# --------------------------------------------------------------------------- speech
+
+SPEECH_SPLITS = ("train", "valid", "test")
+"""Names of the splits of :func:`spoken_digits`."""
+
+_INT16_STEP = 1.0 / 32768  # one 16-bit quantization step in [-1, 1) units
+
+
+class Speech(NamedTuple):
+    """Waveforms with their labels, as :func:`spoken_digits` and :func:`speech_windows` return them.
+
+    Row ``i`` of ``x`` holds samples ``start[i] .. start[i] + x.shape[1] - 1`` of clip ``i``; the clip's own
+    samples are ``0 .. length[i] - 1`` (a whole clip is zero-padded after ``length``).
+    """
+
+    x: torch.Tensor
+    """``(N, T)`` float32 waveforms in ``[-1, 1)``: whole clips (``T = 8192``) or windows (``T = window``)."""
+    digit: torch.Tensor
+    """``(N,)`` int64 spoken digit, 0..9."""
+    speaker: torch.Tensor
+    """``(N,)`` int64 speaker id: an index into :attr:`speakers`."""
+    speakers: tuple[str, ...]
+    """The names of all voices of the data set, sorted; ids are the same in every split (no voice is in two)."""
+    length: torch.Tensor
+    """``(N,)`` int64 true length of each clip, in samples, before its zero padding."""
+    start: torch.Tensor
+    """``(N,)`` int64 offset of ``x[:, 0]`` in its clip (zeros for whole clips)."""
+    sample_rate: int
+    """Samples per second (8000)."""
+
+    @property
+    def speaker_names(self) -> tuple[str, ...]:
+        """The speaker name of every row (``speakers[speaker[i]]``)."""
+        return tuple(self.speakers[i] for i in self.speaker.tolist())
+
+
+def _check_window(window: object, shortest: int) -> int:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
+        raise TypeError(f"window must be a positive int (samples) or None for whole clips, got {window!r}")
+    if not 1 <= window <= shortest:
+        raise ValueError(
+            f"window must be a positive int of at most {shortest} samples (the shortest clip, so that every "
+            f"window lies inside its clip's true length), got {window!r}"
+        )
+    return int(window)
+
+
+def _dequantize_speech(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """``(k + u) / 32768`` with ``k = floor(32768 x)`` and fresh ``u ~ U[0, 1)``, kept below 1."""
+    k = torch.floor(x * 32768)  # exact: x holds k / 32768 (or k / 32768 plus noise below one step)
+    u = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    # k = 32767 with u near 1 can round up to 1.0 in float32: keep the promise of [-1, 1)
+    return ((k + u) * _INT16_STEP).clamp_(max=1.0 - 2.0**-24)
+
+
+def speech_windows(
+    clips: Speech,
+    window: int,
+    *,
+    center: bool = False,
+    dequantize: bool = False,
+    generator: torch.Generator | None = None,
+) -> Speech:
+    """Crops one window of ``window`` samples from each whole clip, inside its true length.
+
+    Each window starts at ``start`` in ``0 .. length - window``, so it holds none of the clip's zero
+    padding: uniformly at random (drawn from ``generator``) by default, or centered,
+    ``start = (length - window) // 2``, with ``center=True``. Call it once per epoch on the whole clips of
+    :func:`spoken_digits` for fresh training crops.
+
+    Args:
+        clips: Whole clips, as ``spoken_digits(split)`` returns them (``window=None``).
+        window: Samples per window, a positive int no longer than the shortest clip.
+        center: Centered windows instead of random ones (deterministic).
+        dequantize: Replace each sample ``k / 32768`` by ``(k + u) / 32768`` with fresh ``u ~ U[0, 1)``
+            (one 16-bit quantization step of uniform noise; samples already dequantized get new noise).
+        generator: Optional ``torch.Generator`` for the random starts and the noise.
+
+    Returns:
+        A :class:`Speech` whose ``x`` has shape ``(N, window)``, with the clips' labels and lengths and the
+        windows' ``start``.
+
+    Raises:
+        TypeError: If ``clips`` is not a :class:`Speech` or ``window`` is not an int.
+        ValueError: If ``clips`` are windows already, or ``window`` is not positive or is longer than the
+            shortest clip.
+
+    Example:
+        >>> clips = Speech(torch.arange(8.0).reshape(2, 4) / 32768, torch.tensor([3, 7]), torch.tensor([0, 1]),
+        ...                ("a", "b"), torch.tensor([4, 3]), torch.zeros(2, dtype=torch.long), 8000)
+        >>> w = speech_windows(clips, 2, center=True)
+        >>> (w.x * 32768).tolist(), w.start.tolist()
+        ([[1.0, 2.0], [4.0, 5.0]], [1, 0])
+    """
+    if not isinstance(clips, Speech):
+        raise TypeError(f"speech_windows expected the Speech of spoken_digits(split), got {type(clips).__name__}")
+    if bool((clips.start != 0).any()) or clips.x.shape[-1] < int(clips.length.max()):
+        raise ValueError(
+            "speech_windows expected whole clips (spoken_digits(split) with window=None), got windows of "
+            f"{clips.x.shape[-1]} samples"
+        )
+    window = _check_window(window, int(clips.length.min()))
+    room = clips.length - window  # the last valid start of each clip
+    if center:
+        start = room // 2
+    else:
+        u = torch.rand(room.shape, generator=generator, dtype=torch.float64)
+        start = torch.minimum((u * (room + 1)).floor().long(), room)
+    index = start[:, None] + torch.arange(window)
+    x = clips.x.gather(1, index.to(clips.x.device))
+    if dequantize:
+        x = _dequantize_speech(x, generator)
+    return clips._replace(x=x, start=start)
+
+
+def spoken_digits(
+    split: str = "train",
+    *,
+    window: int | None = None,
+    dequantize: bool = False,
+    seed: int = 0,
+    path: str | os.PathLike | None = None,
+) -> Speech:
+    """Spoken digits "zero" .. "nine", 8 kHz 16-bit speech of 32 synthetic voices, split by speaker.
+
+    Reads ``spoken_digits.npz`` (nothing is downloaded; see the data folder's README): 1440 train, 240
+    validation and 240 test clips of 1920..5959 samples (0.24..0.74 s), each zero-padded to 8192 samples;
+    24, 4 and 4 voices, no voice in two splits. Samples are ``k / 32768`` for the 16-bit integers ``k``, so
+    they lie in ``[-1, 1)`` (compand them with :class:`pyro_flows.MuLaw`).
+
+    Windows: with ``window``, each clip gives one window of that many samples lying inside its true length
+    (no padding). Train windows start uniformly at random, drawn from ``seed``; valid and test windows are
+    centered, ``start = (length - window) // 2``, the same on every call. For fresh train crops each epoch,
+    load the whole clips once and call :func:`speech_windows` with a ``torch.Generator``.
+
+    Dequantization (``dequantize=True``): ``x = (k + u) / 32768`` with ``u ~ U[0, 1)`` drawn from ``seed``,
+    one quantization step of uniform noise, as for 8-bit images; then a density of ``x`` lower-bounds the
+    discrete likelihood of ``k``, and ``nats + T log(32768)`` per window of ``T`` samples is its NLL in
+    integer units. Whole clips get noise on their padding too: mask it out of a likelihood.
+
+    Args:
+        split: One of :data:`SPEECH_SPLITS`: ``"train"``, ``"valid"`` or ``"test"``.
+        window: Samples per window, a positive int of at most 1920 (the shortest clip); ``None`` for the
+            whole zero-padded clips.
+        dequantize: Add one quantization step of uniform noise (see above).
+        seed: Seed of the train windows' starts and of the noise, a non-negative int.
+        path: The ``.npz`` file or the folder holding ``spoken_digits.npz``; default :func:`data_dir`.
+
+    Returns:
+        A :class:`Speech`: ``x`` float32 of shape ``(N, 8192)`` or ``(N, window)``, ``digit``, ``speaker``
+        (ids into ``speakers``; ``speaker_names`` gives each row's name), ``length``, ``start`` and
+        ``sample_rate``.
+
+    Raises:
+        ValueError: If ``split`` is unknown, ``window`` is not positive or longer than the shortest clip, or
+            ``seed`` is not a non-negative int.
+        TypeError: If ``window`` is not an int or None.
+        FileNotFoundError: If the file is absent (the message names the path and the setting).
+    """
+    if not isinstance(split, str) or split not in SPEECH_SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits are: {', '.join(SPEECH_SPLITS)}")
+    seed = _check_int("seed", seed, minimum=0)
+    if window is not None:
+        _check_window(window, 1920)  # the argument's type and sign, before reading the file
+    path = _data_file(path, "spoken_digits.npz", "the spoken digits")
+    with np.load(path) as f:
+        names = np.unique(np.concatenate([f[f"{s}_speaker"] for s in SPEECH_SPLITS]))
+        shortest = min(int(f[f"{s}_length"].min()) for s in SPEECH_SPLITS)
+        speaker = np.searchsorted(names, f[f"{split}_speaker"])
+        clips = Speech(
+            x=torch.from_numpy(f[f"{split}_x"]).float() * _INT16_STEP,
+            digit=torch.from_numpy(f[f"{split}_digit"].astype(np.int64)),
+            speaker=torch.from_numpy(speaker.astype(np.int64)),
+            speakers=tuple(str(n) for n in names),
+            length=torch.from_numpy(f[f"{split}_length"].astype(np.int64)),
+            start=torch.zeros(len(speaker), dtype=torch.long),
+            sample_rate=int(f["sample_rate"]),
+        )
+    generator = torch.Generator().manual_seed(seed)
+    if window is not None:
+        _check_window(window, shortest)
+        return speech_windows(clips, window, center=split != "train", dequantize=dequantize, generator=generator)
+    if dequantize:
+        clips = clips._replace(x=_dequantize_speech(clips.x, generator))
+    return clips
 
 
 # --------------------------------------------------------------------------- dispatch

@@ -90,6 +90,9 @@ _add("BatchNorm", lambda c: pf.BatchNorm(D), prepare=_warm_batchnorm)
 # Logit's forward takes data in [0, 1]; its inverse (a scaled sigmoid) takes any real input, like the cases.
 _add("Logit-inverse", lambda c: pf.Logit(D, lam=0.05).inv)
 _add("Logit-inverse-image", lambda c: pf.Logit((2, 2, 2), lam=1e-6).inv)
+# MuLaw is a bijection of the real line (mapping [-1, 1] onto itself), so the cases' real x are valid inputs.
+_add("MuLaw", lambda c: pf.MuLaw(D, mu=255.0))
+_add("MuLaw-inverse", lambda c: pf.MuLaw(D, mu=255.0).inv)
 _add("Permute", lambda c: pf.Permute([3, 0, 4, 1, 2]))
 _add("Reverse", lambda c: pf.Reverse(D))
 _add(

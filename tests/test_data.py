@@ -178,3 +178,179 @@ def test_mnist_missing_file_names_the_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("PYRO_FLOWS_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="PYRO_FLOWS_DATA"):
         data.mnist()
+
+
+# --------------------------------------------------------------------------- spoken digits
+
+
+def _spoken(split="train", **kw):
+    try:
+        return data.spoken_digits(split, **kw)
+    except FileNotFoundError as err:
+        pytest.skip(f"spoken_digits.npz is not available here: {err}")
+
+
+@pytest.mark.parametrize("split,n", [("train", 1440), ("valid", 240), ("test", 240)])
+def test_spoken_digits_whole_clips(split, n):
+    s = _spoken(split)
+    assert isinstance(s, data.Speech)
+    assert s.x.shape == (n, 8192) and s.x.dtype == torch.float32
+    assert float(s.x.min()) >= -1.0 and float(s.x.max()) < 1.0
+    assert ((s.x * 32768) == (s.x * 32768).round()).all()  # exact k / 32768
+    for t in (s.digit, s.speaker, s.length, s.start):
+        assert t.shape == (n,) and t.dtype == torch.int64
+    assert set(s.digit.tolist()) == set(range(10))
+    assert s.sample_rate == 8000
+    assert int(s.length.min()) >= 1920 and int(s.length.max()) <= 8192 and not s.start.any()
+    # the padding after each clip's true length is exact zeros
+    pad = torch.arange(8192) >= s.length[:, None]
+    assert not s.x[pad].any()
+    # speakers: 32 sorted names, ids shared across splits, 24/4/4 voices per split
+    assert len(s.speakers) == 32 and list(s.speakers) == sorted(s.speakers)
+    assert len(set(s.speaker.tolist())) == {"train": 24, "valid": 4, "test": 4}[split]
+    assert s.speaker_names[0] == s.speakers[int(s.speaker[0])] and len(s.speaker_names) == n
+
+
+def test_spoken_digits_splits_have_no_voice_in_common():
+    voices = [set(_spoken(split).speaker.tolist()) for split in data.SPEECH_SPLITS]
+    assert not (voices[0] & voices[1]) and not (voices[0] & voices[2]) and not (voices[1] & voices[2])
+
+
+@pytest.mark.parametrize("split", data.SPEECH_SPLITS)
+def test_spoken_digits_windows_lie_inside_the_true_length(split):
+    clips = _spoken(split)
+    w = _spoken(split, window=1920)
+    assert w.x.shape == (len(clips.x), 1920) and w.x.dtype == torch.float32
+    assert (w.start >= 0).all() and (w.start + 1920 <= w.length).all()  # every source index < length
+    index = w.start[:, None] + torch.arange(1920)
+    assert torch.equal(w.x, clips.x.gather(1, index))
+    assert torch.equal(w.length, clips.length) and torch.equal(w.digit, clips.digit)
+
+
+@pytest.mark.parametrize("split", ["valid", "test"])
+def test_spoken_digits_valid_and_test_windows_are_centered(split):
+    w = _spoken(split, window=1000)
+    assert torch.equal(w.start, (w.length - 1000) // 2)
+    assert torch.equal(w.x, _spoken(split, window=1000, seed=7).x)  # the seed does not move them
+
+
+def test_spoken_digits_train_windows_are_random_and_seeded():
+    a, b, c = (_spoken("train", window=512, seed=s) for s in (0, 0, 1))
+    assert torch.equal(a.x, b.x) and torch.equal(a.start, b.start)
+    assert not torch.equal(a.start, c.start)
+    assert len(set(a.start.tolist())) > 100  # spread over the clips, not one offset
+    assert (a.start + 512 <= a.length).all()
+
+
+def test_spoken_digits_dequantization_adds_less_than_one_step():
+    plain = _spoken("valid", window=256)
+    noisy = _spoken("valid", window=256, dequantize=True)
+    step = (noisy.x - plain.x) * 32768
+    assert float(step.min()) >= 0 and float(step.max()) < 1 + 1e-3  # float32 rounding near |x| = 1
+    assert float(step.mean()) == pytest.approx(0.5, abs=0.01)
+    assert float(noisy.x.max()) < 1.0 and float(noisy.x.min()) >= -1.0
+    assert torch.equal(noisy.x, _spoken("valid", window=256, dequantize=True).x)  # seeded
+    assert not torch.equal(noisy.x, _spoken("valid", window=256, dequantize=True, seed=1).x)
+    whole = _spoken("test", dequantize=True)
+    assert whole.x.shape == (240, 8192) and float(whole.x.max()) < 1.0
+
+
+def test_speech_windows_makes_fresh_crops_from_whole_clips():
+    clips = _spoken("valid")
+    g = torch.Generator().manual_seed(3)
+    a = data.speech_windows(clips, 700, generator=g, dequantize=True)
+    b = data.speech_windows(clips, 700, generator=g)
+    assert a.x.shape == b.x.shape == (240, 700)
+    assert not torch.equal(a.start, b.start)
+    assert (a.start + 700 <= a.length).all() and (b.start + 700 <= b.length).all()
+    with pytest.raises(ValueError, match="whole clips"):
+        data.speech_windows(a, 100)
+    with pytest.raises(TypeError, match="Speech"):
+        data.speech_windows(clips.x, 100)
+
+
+def test_speech_windows_on_synthetic_clips():
+    x = torch.arange(20.0).reshape(2, 10) / 32768
+    clips = data.Speech(
+        x, torch.tensor([1, 2]), torch.tensor([0, 1]), ("a", "b"), torch.tensor([6, 9]), torch.zeros(2).long(), 8000
+    )
+    for seed in range(20):
+        w = data.speech_windows(clips, 6, generator=torch.Generator().manual_seed(seed))
+        assert w.start[0] == 0 and 0 <= int(w.start[1]) <= 3
+        assert torch.equal(w.x * 32768, (w.start[:, None] + torch.arange(6) + torch.tensor([[0], [10]])).float())
+    with pytest.raises(ValueError, match="at most 6 samples"):
+        data.speech_windows(clips, 7)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"split": "training"}, ValueError, "unknown split 'training'; valid splits are: train, valid, test"),
+        ({"split": 0}, ValueError, "valid splits are"),
+        ({"window": 0}, ValueError, "window must be a positive int of at most 1920"),
+        ({"window": 1921}, ValueError, "at most 1920 samples .the shortest clip"),
+        ({"window": 256.0}, TypeError, "window must be a positive int"),
+        ({"window": True}, TypeError, "window must be a positive int"),
+        ({"seed": -1}, ValueError, "seed must be an int >= 0"),
+    ],
+)
+def test_spoken_digits_bad_arguments(kwargs, error, match):
+    split = kwargs.pop("split", "train")
+    with pytest.raises(error, match=match):
+        _spoken(split, **kwargs)
+
+
+def test_spoken_digits_missing_file_names_the_path_and_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_FLOWS_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="spoken_digits.npz.*PYRO_FLOWS_DATA"):
+        data.spoken_digits()
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "none.npz")):
+        data.spoken_digits("test", path=tmp_path / "none.npz")
+
+
+def test_spoken_digits_is_in_the_package_namespace():
+    import pyro_flows as pf
+
+    assert pf.data.spoken_digits is data.spoken_digits and "spoken_digits" in data.__all__
+
+
+# --------------------------------------------------------------------------- MuLaw
+
+
+def test_mulaw_round_trip_and_known_values():
+    import pyro_flows as pf
+
+    t = pf.MuLaw(4, mu=255)
+    edges = torch.tensor([-1.0, 0.0, 1.0, 0.5])
+    y = t(edges)
+    assert y[:3].tolist() == [-1.0, 0.0, 1.0]
+    assert float(y[3]) == pytest.approx(math.log1p(127.5) / math.log1p(255))
+    x = torch.rand(100, 4) * 2 - 1
+    y = t(x)
+    assert float(y.abs().max()) <= 1.0 and torch.equal(torch.sign(y), torch.sign(x))
+    torch.testing.assert_close(t.inv(y.clone()), x, atol=1e-6, rtol=1e-5)
+    x2, ld2 = t.inverse_and_log_det(y)
+    torch.testing.assert_close(ld2, t.forward_and_log_det(x)[1], atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mu", [255.0, 15, 1e-3])
+def test_mulaw_log_det_matches_autograd_float64(mu):
+    import pyro_flows as pf
+
+    t = pf.MuLaw((2, 3), mu=mu)
+    x = (torch.rand(2, 3, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
+    y, ld = t.forward_and_log_det(x)
+    (grad,) = torch.autograd.grad(y.sum(), x)  # elementwise: the Jacobian is diagonal
+    torch.testing.assert_close(ld, grad.log().sum(), atol=1e-10, rtol=1e-10)
+    expected = (math.log(mu) - math.log(math.log1p(mu)) - torch.log1p(mu * x.abs())).sum()
+    torch.testing.assert_close(ld, expected, atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "mu,error", [(0, ValueError), (-255.0, ValueError), (float("inf"), ValueError), ("255", TypeError)]
+)
+def test_mulaw_bad_mu_is_a_clear_error(mu, error):
+    import pyro_flows as pf
+
+    with pytest.raises(error, match="mu must be a positive finite number"):
+        pf.MuLaw(3, mu=mu)

@@ -7,7 +7,7 @@ from .image import FactorOut, InvertibleConv1x1, Squeeze, depth_to_space, space_
 from .normalization import ActNorm, BatchNorm
 from .permute import Permute, Reverse
 from .planar import Planar
-from .preprocess import Logit
+from .preprocess import Logit, MuLaw
 from .radial import Radial
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "depth_to_space",
     "space_to_depth",
     "Logit",
+    "MuLaw",
     "AdditiveCoupling",
     "AffineAutoregressive",
     "AffineCoupling",
