@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from . import masks
 from .base import Compose
 from .transforms import (
@@ -109,17 +111,20 @@ def realnvp(
     return Compose(parts)
 
 
-def _autoregressive(layer, input_dim, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs):
+def _autoregressive(layer, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs):
+    conditioner = kwargs.pop("conditioner", None)
+    if conditioner is not None:
+        return _with_conditioners(layer, event_shape, num_layers, conditioner, locals(), kwargs)
     if ordering not in ("reversed", "random"):
         raise ValueError(f"ordering between layers must be 'reversed' or 'random', got {ordering!r}")
     parts = []
     for i in range(_layers(num_layers)):
         if batch_norm and i:
-            parts.append(BatchNorm(input_dim))
+            parts.append(BatchNorm(event_shape))
         order = ("natural", "reversed")[i % 2] if ordering == "reversed" else "random"
         parts.append(
             layer(
-                input_dim,
+                event_shape,
                 hidden_dims,
                 context_dim=context_dim,
                 ordering=order,
@@ -130,8 +135,27 @@ def _autoregressive(layer, input_dim, num_layers, hidden_dims, ordering, context
     return Compose(parts)
 
 
+def _with_conditioners(layer, event_shape, num_layers, conditioner, options, kwargs):
+    """A stack whose layer ``i`` gets its own conditioner ``conditioner(i)``; the MADE options are refused."""
+    if isinstance(conditioner, torch.nn.Module) or not callable(conditioner):
+        raise TypeError(
+            "conditioner= of a factory must be a function of the layer index that builds a fresh conditioner "
+            "(e.g. conditioner=lambda i: pf.nn.WaveNet(1, 2048)), so that no two layers share one; "
+            f"got {type(conditioner).__name__}"
+        )
+    defaults = {"hidden_dims": None, "ordering": "reversed", "context_dim": None, "batch_norm": False, "seed": None}
+    ignored = [name for name, default in defaults.items() if options[name] != default and name != "context_dim"]
+    if ignored:
+        raise ValueError(f"{', '.join(ignored)} would be ignored with conditioner=: configure the conditioners instead")
+    parts = [
+        layer(event_shape, conditioner=conditioner(i), context_dim=options["context_dim"], **kwargs)
+        for i in range(_layers(num_layers))
+    ]
+    return Compose(parts)
+
+
 def maf(
-    input_dim: int,
+    event_shape: int | Sequence[int],
     *,
     num_layers: int = 5,
     hidden_dims: Sequence[int] | None = None,
@@ -146,6 +170,11 @@ def maf(
     ``hidden_dims`` defaults to :func:`~pyro_flows.nn.default_hidden_dims` (two layers of ``10 * D`` units
     within 32..512), as in every vector factory.
 
+    Other conditioners: ``conditioner=lambda i: net`` builds layer ``i``'s own conditioner (a
+    :class:`~pyro_flows.nn.WaveNet` for ``event_shape = (C, T)``, a :class:`~pyro_flows.nn.PixelCNN` for
+    ``(C, H, W)``, ...); the MADE options (``hidden_dims``, ``ordering``, ``seed``, ``batch_norm``) are then
+    refused, as the conditioners would ignore them.
+
     Example:
         >>> flow = maf(3, num_layers=2, hidden_dims=(8,))
         >>> [p.conditioner.degrees.tolist() for p in flow.parts]
@@ -154,11 +183,11 @@ def maf(
     References:
         Papamakarios, Pavlakou & Murray, Masked Autoregressive Flow for Density Estimation, arXiv:1705.07057.
     """
-    return _autoregressive(MAF, input_dim, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
+    return _autoregressive(MAF, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
 
 
 def iaf(
-    input_dim: int,
+    event_shape: int | Sequence[int],
     *,
     num_layers: int = 5,
     hidden_dims: Sequence[int] | None = None,
@@ -178,7 +207,7 @@ def iaf(
     References:
         Kingma et al., Improving Variational Inference with Inverse Autoregressive Flow, arXiv:1606.04934.
     """
-    return _autoregressive(IAF, input_dim, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
+    return _autoregressive(IAF, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
 
 
 # --- images ------------------------------------------------------------------------------------------------

@@ -68,11 +68,25 @@ class Conditioner(Protocol):
 
 @runtime_checkable
 class AutoregressiveConditioner(Conditioner, Protocol):
-    """A conditioner whose output ``d`` depends only on inputs of lower degree, with an optional fast
-    sequential inversion (``can_invert`` and ``invert``); without it, a layer inverts by the D-pass
-    recursion, which needs only ``degrees``."""
+    """A conditioner whose output at an event entry depends only on entries earlier in its order.
 
-    #: The generation order; input ``i`` is generated ``degrees[i]``-th (1-based).
+    It maps ``u`` of shape ``batch + event_shape`` (and the context) to ``num_params`` tensors of that shape.
+    Its order is ``degrees``, an integer tensor shaped like the event: entry ``i`` is generated at step
+    ``degrees[i]`` (1-based; entries of one degree are generated together, e.g. all channels of a time step
+    of a :class:`~pyro_flows.nn.WaveNet`), and its parameters depend only on entries of lower degree.
+    Without its own inversion a layer inverts by one network pass per step, which needs only ``degrees``;
+    with ``can_invert`` true, the layer calls :meth:`invert`.
+
+    Implementations: :class:`~pyro_flows.nn.MADE` (vectors, degrees = its ordering),
+    :class:`~pyro_flows.nn.WaveNet` and :class:`~pyro_flows.nn.RecurrentConditioner` (``(C, T)``, degree = time
+    step + 1), :class:`~pyro_flows.nn.PixelCNN` (``(C, H, W)``, raster order with channels inside a pixel).
+    """
+
+    #: The shape of one event, e.g. ``(D,)``, ``(C, T)``, ``(C, H, W)``.
+    event_shape: torch.Size
+    #: The width of the context vector, or None for an unconditional conditioner.
+    context_dim: int | None
+    #: The generation order: an integer tensor shaped like the event, steps 1..max without gaps.
     degrees: Tensor
 
     @property
@@ -80,14 +94,19 @@ class AutoregressiveConditioner(Conditioner, Protocol):
 
     def invert(
         self,
-        solve: Callable[[int, tuple[Tensor, ...]], tuple[Tensor, Tensor]],
+        solve: Callable[[tuple, tuple[Tensor, ...]], tuple[Tensor, Tensor]],
         batch_shape: Sequence[int],
         context: Tensor | None = None,
         *,
         like: Tensor,
     ) -> tuple[Tensor, Tensor]:
-        """Runs the generation order, calling ``solve(dim, params) -> (value, log_det)`` for each dimension;
-        returns the values and the summed log-dets (see :func:`pyro_flows.nn.sequential_inverse`)."""
+        """Runs the generation order. At each step it computes the parameters of the entries generated then
+        and calls ``solve(index, params) -> (value, log_det)``: ``index`` is a tuple indexing the event dims
+        (``(d,)`` for a MADE, ``(slice(None), t)`` for all channels at time t), ``params`` a tuple of tensors
+        of shape ``(B,) + event[index]`` with ``B`` the flattened batch; ``value`` has that shape and
+        ``log_det`` shape ``(B,)``. Returns the values, shaped ``batch_shape + event_shape``, and the summed
+        log-dets, shaped ``batch_shape``. Runs without gradients (see
+        :func:`pyro_flows.nn.sequential_inverse`)."""
         ...
 
 

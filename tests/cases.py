@@ -140,6 +140,38 @@ _add(
     scale=0.2,
 )
 
+
+# --- sequences (C, T) and images (C, H, W) through the other autoregressive conditioners ----------------------
+SEQ = (2, 12)
+WAVENET = dict(residual_channels=4, skip_channels=4, dilations=(1, 2, 4))
+_add("MAF-wavenet", lambda c: pf.MAF(conditioner=pf.nn.WaveNet(*SEQ, context_dim=c, **WAVENET)), conditional_too=True)
+_add(
+    "IAF-wavenet",
+    lambda c: pf.IAF(conditioner=pf.nn.WaveNet(*SEQ, kernel_size=3, context_dim=c, **WAVENET)),
+    conditional_too=True,
+)
+# global (1) and local (1 x 2, upsampled to T) conditioning: a C = 3 wide context, so conditional only
+CASES["MAF-wavenet-local-conditional"] = _case(
+    lambda c: pf.MAF(conditioner=pf.nn.WaveNet(*SEQ, context_dim=1, local_context=(1, 2), **WAVENET)),
+    conditional=True,
+)
+_add(
+    "MAF-recurrent",
+    lambda c: pf.MAF(conditioner=pf.nn.RecurrentConditioner(*SEQ, hidden_size=6, context_dim=c)),
+    conditional_too=True,
+)
+_add(
+    "IAF-pixelcnn",
+    lambda c: pf.IAF(conditioner=pf.nn.PixelCNN(2, 3, 3, hidden_channels=4, num_layers=2, context_dim=c)),
+    conditional_too=True,
+)
+_add(
+    "maf-wavenet",
+    lambda c: pf.maf(SEQ, num_layers=2, conditioner=lambda i: pf.nn.WaveNet(*SEQ, context_dim=c, **WAVENET)),
+    conditional_too=True,
+    scale=0.2,
+)
+
 # --- images (C, H, W): small enough for float64 autograd Jacobians (32 dims) --------------------------------
 IMG = (2, 4, 4)
 IMG_NET = dict(hidden_channels=4, num_blocks=1)

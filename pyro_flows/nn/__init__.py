@@ -7,6 +7,10 @@ its last layer, so a freshly built flow is the identity map.
 from .conv import ConvResNet
 from .dense import DenseConditioner, Hypernet, MaskedDense, broadcast_context, default_hidden_dims
 from .made import MADE, MaskedLinear, sequential_inverse
+from .pixelcnn import PixelCNN, raster_degrees
+from .recurrent import RecurrentConditioner
+from .sequence import SequenceConditioner, time_degrees
+from .wavenet import WaveNet
 
 __all__ = [
     "ConvResNet",
@@ -18,4 +22,10 @@ __all__ = [
     "broadcast_context",
     "default_hidden_dims",
     "sequential_inverse",
+    "SequenceConditioner",
+    "time_degrees",
+    "WaveNet",
+    "PixelCNN",
+    "raster_degrees",
+    "RecurrentConditioner",
 ]

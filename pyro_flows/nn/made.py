@@ -113,6 +113,7 @@ class MADE(nn.Module):
         if residual and len(set(hidden_dims)) != 1:
             raise ValueError(f"a residual MADE needs equal hidden widths, got {hidden_dims}")
         self.input_dim, self.hidden_dims, self.num_params = input_dim, hidden_dims, num_params
+        self.event_shape = torch.Size((input_dim,))
         self.context_dim = context_dim
         self.ordering, self.hidden_mode, self.residual = ordering, hidden_degrees, residual
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -264,8 +265,8 @@ def sequential_inverse(made: MADE, solve, batch_shape, context=None, *, like: to
 
     Args:
         made: a (non-residual) :class:`MADE`.
-        solve: ``solve(dim, params) -> (value, log_det)`` with ``params`` a tuple of ``num_params`` tensors of
-            shape (B,) for input dimension ``dim``, returning tensors of shape (B,).
+        solve: ``solve((dim,), params) -> (value, log_det)`` with ``params`` a tuple of ``num_params`` tensors
+            of shape (B,) for input dimension ``dim``, returning tensors of shape (B,).
         batch_shape: the batch shape to produce.
         context: the context, broadcastable to ``batch_shape + (context_dim,)``.
         like: a tensor whose dtype and device the results take.
@@ -308,7 +309,7 @@ def sequential_inverse(made: MADE, solve, batch_shape, context=None, *, like: to
             below = hidden[i]
         n, w, b = plan.outputs[k]
         params = torch.addmm(b, w, below[:n])
-        value, ld = solve(plan.dims[k], params.unbind(0))
+        value, ld = solve((plan.dims[k],), params.unbind(0))
         values[k] = value
         log_det += ld
     out = torch.empty_like(values)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..base import Flow
+from ..base import Flow, as_event_shape, sum_rightmost
 from ..nn import MADE, default_hidden_dims
 from ..ops import Affine
 from ..protocols import AutoregressiveConditioner, ElementwiseOp
@@ -16,28 +16,38 @@ __all__ = ["AffineAutoregressive", "MAF", "IAF"]
 
 
 class AffineAutoregressive(Flow):
-    r"""The affine autoregressive map ``v_d = u_d exp(s_d(u_{<d})) + t_d(u_{<d})`` with ``(t, s) = MADE(u)``.
+    r"""The autoregressive map ``v_i = op(u_i; params_i(u_{<i}))`` with ``params = conditioner(u, context)``.
 
-    The map from ``u`` to ``v`` costs one network pass (its *fast* side); its inverse is sequential: ``u_d``
-    needs ``u_{<d}`` first. :class:`MAF` puts the fast side on the density direction (data ``u`` to base),
-    :class:`IAF` on the sampling direction (base ``u`` to data). The slow side is exact: it runs the network
-    once per generation step (D steps).
+    The elementwise ``op`` is affine by default (``v_i = u_i exp(s_i) + t_i``); "earlier" is the conditioner's
+    order, its ``degrees`` (an integer per event entry, shaped like the event). The event can be a vector
+    ``(D,)`` with a :class:`~pyro_flows.nn.MADE`, a sequence ``(C, T)`` with a :class:`~pyro_flows.nn.WaveNet`
+    or :class:`~pyro_flows.nn.RecurrentConditioner`, an image ``(C, H, W)`` with a
+    :class:`~pyro_flows.nn.PixelCNN`: any :class:`~pyro_flows.protocols.AutoregressiveConditioner`. The
+    log-det sums over every event dim.
+
+    The map from ``u`` to ``v`` costs one network pass (its *fast* side); its inverse is sequential: ``u_i``
+    needs ``u_{<i}`` first. :class:`MAF` puts the fast side on the density direction (data ``u`` to base),
+    :class:`IAF` on the sampling direction (base ``u`` to data). The slow side is exact: the conditioner's
+    own sequential inversion (``invert``: MADE's one-unit-at-a-time pass, WaveNet's queues, the LSTM's state)
+    where it has one, else one network pass per generation step.
 
     Args:
-        input_dim: D.
+        event_shape: ``D`` (an int: a MADE is built) or the event shape; optional with ``conditioner``, whose
+            ``event_shape`` it must match.
         hidden_dims: hidden widths of the MADE (default :func:`~pyro_flows.nn.default_hidden_dims`).
         fast: ``"forward"`` (IAF: the forward map is the fast one) or ``"inverse"`` (MAF).
-        context_dim: size of a context vector given to the MADE.
+        context_dim: size of a context vector given to the MADE (with ``conditioner``: the conditioner's own
+            ``context_dim``, which it must match when given).
         ordering: the MADE's input ordering (see ``pyro_flows.masks.input_degrees``); default
             ``"random"``, drawn from torch's global generator (or ``seed``) for each layer as Pyro's
             ``AutoRegressiveNN`` does, so ``[IAF(D) for _ in range(n)]`` stacks layers of different orderings.
             The factories :func:`~pyro_flows.maf` and :func:`~pyro_flows.iaf` alternate natural and reversed.
-        scale: the scale parametrization (see :func:`pyro_flows.ops.log_scale`).
-        conditioner: a MADE-like module to use instead (``forward(u, context) -> (t, s)``, with a
-            ``degrees`` buffer; optionally ``invert(solve, batch_shape, context, like=...)`` and
-            ``can_invert``, its own fast sequential inversion).
-        op: the elementwise map, 2 parameters per dimension: :class:`~pyro_flows.ops.Affine` with ``scale``
-            by default, or e.g. :class:`~pyro_flows.ops.GatedAffine` (IAF's stable update).
+        scale: the scale parametrization of the default op (see :func:`pyro_flows.ops.log_scale`).
+        conditioner: any :class:`~pyro_flows.protocols.AutoregressiveConditioner` instead of a MADE (then
+            ``hidden_dims``, ``ordering`` and MADE options are refused: it would ignore them).
+        op: the elementwise map: :class:`~pyro_flows.ops.Affine` with ``scale`` by default, or e.g.
+            :class:`~pyro_flows.ops.GatedAffine` (IAF's stable update); the conditioner must return
+            ``op.num_params`` tensors.
         inversion: how the slow side is computed: ``"auto"``, ``"sequential"`` or ``"recursive"`` (see
             :attr:`inversion`); settable later.
         **made_kwargs: further MADE options (``hidden_degrees``, ``residual``, ``seed``).
@@ -45,42 +55,86 @@ class AffineAutoregressive(Flow):
 
     def __init__(
         self,
-        input_dim: int,
+        event_shape: int | Sequence[int] | None = None,
         hidden_dims: Sequence[int] | None = None,
         *,
         fast: str,
         context_dim: int | None = None,
-        ordering="random",
+        ordering=None,
         scale: str = "softclamp",
         conditioner: AutoregressiveConditioner | None = None,
         op: ElementwiseOp | None = None,
         inversion: str = "auto",
         **made_kwargs,
     ):
-        super().__init__(event_shape=(input_dim,), context_dim=context_dim)
         if fast not in ("forward", "inverse"):
             raise ValueError(f"fast must be 'forward' (IAF) or 'inverse' (MAF), got {fast!r}")
-        self.fast = fast
         if op is not None and scale != "softclamp":
             raise ValueError("give scale= (for the default Affine op) or op=, not both")
-        self.op = Affine(scale) if op is None else op
-        if not isinstance(self.op, ElementwiseOp) or self.op.num_params != 2:
-            raise TypeError(f"op must be an elementwise op with 2 parameters per dimension, got {self.op!r}")
-        self.inversion = inversion
-        if input_dim == 1 and context_dim is None and conditioner is None:
-            warnings.warn(
-                "an unconditional 1-D autoregressive layer is a learned affine map (its first and only variable has "
-                "no earlier one to depend on); for a flexible 1-D density use a spline, e.g. "
-                "pyro.distributions.transforms.Spline(1)",
-                stacklevel=3,
+        op = Affine(scale) if op is None else op
+        if not isinstance(op, ElementwiseOp):
+            raise TypeError(f"op must be an elementwise op (see pyro_flows.protocols.ElementwiseOp), got {op!r}")
+        if conditioner is None:
+            if event_shape is None:
+                raise ValueError("give the event shape (an int D for a MADE) or a conditioner")
+            shape = as_event_shape(event_shape, name=f"{type(self).__name__}'s event_shape")
+            if len(shape) != 1:
+                raise ValueError(
+                    f"a MADE conditions vectors; for the event shape {tuple(shape)} pass conditioner= "
+                    "(pyro_flows.nn.WaveNet or RecurrentConditioner for (C, T), PixelCNN for (C, H, W))"
+                )
+            (input_dim,) = shape
+            if input_dim == 1 and context_dim is None:
+                warnings.warn(
+                    "an unconditional 1-D autoregressive layer is a learned affine map (its first and only variable "
+                    "has no earlier one to depend on); for a flexible 1-D density use a spline, e.g. "
+                    "pyro.distributions.transforms.Spline(1)",
+                    stacklevel=3,
+                )
+            conditioner = MADE(
+                input_dim,
+                default_hidden_dims(input_dim) if hidden_dims is None else hidden_dims,
+                num_params=op.num_params,
+                context_dim=context_dim,
+                ordering="random" if ordering is None else ordering,
+                **made_kwargs,
             )
-        if hidden_dims is None:
-            hidden_dims = default_hidden_dims(input_dim)
-        self.conditioner = (
-            conditioner
-            if conditioner is not None
-            else MADE(input_dim, hidden_dims, num_params=2, context_dim=context_dim, ordering=ordering, **made_kwargs)
-        )
+        else:
+            conditioner = self._check_conditioner(
+                conditioner, event_shape, context_dim, hidden_dims, ordering, made_kwargs
+            )
+        super().__init__(event_shape=tuple(conditioner.event_shape), context_dim=conditioner.context_dim)
+        self.fast = fast
+        self.op = op
+        self.conditioner = conditioner
+        self.inversion = inversion
+
+    @staticmethod
+    def _check_conditioner(conditioner, event_shape, context_dim, hidden_dims, ordering, made_kwargs):
+        if not isinstance(conditioner, AutoregressiveConditioner):
+            raise TypeError(
+                "conditioner must be an autoregressive conditioner (a module with degrees, event_shape and "
+                f"context_dim; see pyro_flows.protocols.AutoregressiveConditioner), got {type(conditioner).__name__}"
+            )
+        ignored = [name for name, value in (("hidden_dims", hidden_dims), ("ordering", ordering)) if value is not None]
+        ignored += sorted(made_kwargs)
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} configure the default MADE and would be ignored with conditioner=: "
+                f"set them on the {type(conditioner).__name__} instead"
+            )
+        shape = tuple(conditioner.event_shape)
+        if event_shape is not None:
+            given = tuple(as_event_shape(event_shape, name="event_shape"))
+            if given != shape:
+                raise ValueError(f"event_shape {given} does not match the conditioner's event_shape {shape}")
+        if context_dim is not None and context_dim != conditioner.context_dim:
+            raise ValueError(f"context_dim={context_dim} does not match the conditioner's {conditioner.context_dim}")
+        if tuple(conditioner.degrees.shape) != shape:
+            raise ValueError(
+                f"the conditioner's degrees {tuple(conditioner.degrees.shape)} must be shaped like {shape}"
+            )
+        return conditioner
 
     #: How the slow side is computed; see :attr:`inversion`.
     INVERSIONS = ("auto", "sequential", "recursive")
@@ -89,11 +143,12 @@ class AffineAutoregressive(Flow):
     def inversion(self) -> str:
         """The strategy of the slow (sequential) side, a public switch:
 
-        * ``"recursive"``: ``D`` passes of the whole network, step k fixing the inputs of degree k; keeps the
-          autograd graph (exact gradients). Works with any conditioner that has ``degrees``.
-        * ``"sequential"``: the conditioner's own one-step-at-a-time inversion (``conditioner.invert``; a MADE
-          computes each hidden unit once, :func:`pyro_flows.nn.sequential_inverse`), about one network pass
-          of arithmetic; no gradients, so it raises when they are needed.
+        * ``"recursive"``: one pass of the whole network per generation step (step k fixing the entries of
+          degree k); keeps the autograd graph (exact gradients). Works with any conditioner, as it needs only
+          ``degrees``.
+        * ``"sequential"``: the conditioner's own one-step-at-a-time inversion (``conditioner.invert``: a MADE
+          computes each hidden unit once, :func:`pyro_flows.nn.sequential_inverse`; a WaveNet keeps a queue per
+          layer; an LSTM its state); no gradients, so it raises when they are needed.
         * ``"auto"`` (default): ``"sequential"`` when no gradient is needed and the conditioner can, else
           ``"recursive"``.
         """
@@ -106,9 +161,18 @@ class AffineAutoregressive(Flow):
         self._inversion = value
 
     # The two sides of the map, in terms of u (the network's input) and v.
+    def _params(self, u, context):
+        params = self.conditioner(u, context)
+        if len(params) != self.op.num_params:
+            raise ValueError(
+                f"the conditioner returned {len(params)} parameter tensors; the op {type(self.op).__name__} "
+                f"needs {self.op.num_params}"
+            )
+        return params
+
     def _u_to_v(self, u, context):
-        v, ld = self.op.forward(u, self.conditioner(u, context))
-        return v, ld.sum(-1)
+        v, ld = self.op.forward(u, self._params(u, context))
+        return v, sum_rightmost(ld, self.event_dim)
 
     def _v_to_u(self, v, context):
         """The slow side, by :attr:`inversion`."""
@@ -128,11 +192,15 @@ class AffineAutoregressive(Flow):
                 )
         if mode == "recursive":
             return self._v_to_u_recursive(v, context)
-        batch = v.shape[:-1] if context is None else torch.broadcast_shapes(v.shape[:-1], context.shape[:-1])
-        vt = v.expand(*batch, v.shape[-1]).reshape(-1, v.shape[-1]).T.contiguous()
+        event = self.event_shape
+        batch = v.shape[: v.dim() - self.event_dim]
+        if context is not None:
+            batch = torch.broadcast_shapes(batch, context.shape[:-1])
+        flat = v.expand(*batch, *event).reshape(-1, *event)
 
-        def solve(dim, params):
-            return self.op.inverse(vt[dim], params)
+        def solve(index, params):
+            value, ld = self.op.inverse(flat[(slice(None),) + tuple(index)], params)
+            return value, ld.reshape(len(ld), -1).sum(-1)
 
         return self.conditioner.invert(solve, batch, context, like=v)
 
@@ -146,17 +214,17 @@ class AffineAutoregressive(Flow):
         return any(t.requires_grad for t in tensors)
 
     def _v_to_u_recursive(self, v, context):
-        """Sequential inversion: step k fixes the inputs of degree k, whose parameters depend on degrees < k.
+        """Sequential inversion: step k fixes the entries of degree k, whose parameters depend on degrees < k.
 
-        At the last step every input below the top degree is exact, so that pass gives all of ``u`` and the
+        At the last step every entry below the top degree is exact, so that pass gives all of ``u`` and the
         log-det, with the graph of the whole recursion (exact gradients)."""
         degrees = self.conditioner.degrees
         top = int(degrees.max())
         u = torch.zeros_like(v)
         for k in range(1, top + 1):
-            candidate, ld = self.op.inverse(v, self.conditioner(u, context))
+            candidate, ld = self.op.inverse(v, self._params(u, context))
             u = candidate if k == top else torch.where(degrees == k, candidate, u)
-        return u, ld.sum(-1)
+        return u, sum_rightmost(ld, self.event_dim)
 
     def _forward_and_log_det(self, x, context=None):
         if self.fast == "forward":
@@ -190,8 +258,10 @@ class MAF(AffineAutoregressive):
         Papamakarios, Pavlakou & Murray, Masked Autoregressive Flow for Density Estimation, arXiv:1705.07057.
     """
 
-    def __init__(self, input_dim: int, hidden_dims: Sequence[int] | None = None, **kwargs):
-        super().__init__(input_dim, hidden_dims, fast="inverse", **kwargs)
+    def __init__(
+        self, event_shape: int | Sequence[int] | None = None, hidden_dims: Sequence[int] | None = None, **kwargs
+    ):
+        super().__init__(event_shape, hidden_dims, fast="inverse", **kwargs)
 
 
 class IAF(AffineAutoregressive):
@@ -214,5 +284,7 @@ class IAF(AffineAutoregressive):
         Autoregressive Flow, arXiv:1606.04934.
     """
 
-    def __init__(self, input_dim: int, hidden_dims: Sequence[int] | None = None, **kwargs):
-        super().__init__(input_dim, hidden_dims, fast="forward", **kwargs)
+    def __init__(
+        self, event_shape: int | Sequence[int] | None = None, hidden_dims: Sequence[int] | None = None, **kwargs
+    ):
+        super().__init__(event_shape, hidden_dims, fast="forward", **kwargs)
