@@ -545,6 +545,7 @@ def speech_windows(
     center: bool = False,
     dequantize: bool = False,
     generator: torch.Generator | None = None,
+    drop_short: bool = False,
 ) -> Speech:
     """Crops one window of ``window`` samples from each whole clip, inside its true length.
 
@@ -560,6 +561,7 @@ def speech_windows(
         dequantize: Replace each sample ``k / 32768`` by ``(k + u) / 32768`` with fresh ``u ~ U[0, 1)``
             (one 16-bit quantization step of uniform noise; samples already dequantized get new noise).
         generator: Optional ``torch.Generator`` for the random starts and the noise.
+        drop_short: Leave out the clips shorter than ``window`` (else they are an error).
 
     Returns:
         A :class:`Speech` whose ``x`` has shape ``(N, window)``, with the clips' labels and lengths and the
@@ -567,8 +569,8 @@ def speech_windows(
 
     Raises:
         TypeError: If ``clips`` is not a :class:`Speech` or ``window`` is not an int.
-        ValueError: If ``clips`` are windows already, or ``window`` is not positive or is longer than the
-            shortest clip.
+        ValueError: If ``clips`` are windows already, ``window`` is not positive, or some clip is shorter than
+            ``window`` and ``drop_short`` is False.
 
     Example:
         >>> clips = Speech(torch.arange(8.0).reshape(2, 4) / 32768, torch.tensor([3, 7]), torch.tensor([0, 1]),
@@ -584,7 +586,22 @@ def speech_windows(
             "speech_windows expected whole clips (spoken_digits(split) with window=None), got windows of "
             f"{clips.x.shape[-1]} samples"
         )
-    window = _check_window(window, int(clips.length.min()))
+    window = _check_window(window, int(clips.length.max()))
+    short = clips.length < window
+    if bool(short.any()):
+        if not drop_short:
+            raise ValueError(
+                f"{int(short.sum())} of {len(short)} clips are shorter than window={window} samples (the shortest "
+                f"has {int(clips.length.min())}): pass drop_short=True to leave them out, or a shorter window"
+            )
+        keep = ~short
+        clips = clips._replace(
+            x=clips.x[keep],
+            digit=clips.digit[keep],
+            speaker=clips.speaker[keep],
+            length=clips.length[keep],
+            start=clips.start[keep],
+        )
     room = clips.length - window  # the last valid start of each clip
     if center:
         start = room // 2
@@ -605,6 +622,7 @@ def spoken_digits(
     dequantize: bool = False,
     seed: int = 0,
     path: str | os.PathLike | None = None,
+    drop_short: bool = False,
 ) -> Speech:
     """Spoken digits "zero" .. "nine", 8 kHz 16-bit speech of 32 synthetic voices, split by speaker.
 
@@ -625,11 +643,13 @@ def spoken_digits(
 
     Args:
         split: One of :data:`SPEECH_SPLITS`: ``"train"``, ``"valid"`` or ``"test"``.
-        window: Samples per window, a positive int of at most 1920 (the shortest clip); ``None`` for the
-            whole zero-padded clips.
+        window: Samples per window, a positive int (at most 8192); ``None`` for the whole zero-padded
+            clips. Longer than the shortest clip (1920), it needs ``drop_short``.
         dequantize: Add one quantization step of uniform noise (see above).
         seed: Seed of the train windows' starts and of the noise, a non-negative int.
         path: The ``.npz`` file or the folder holding ``spoken_digits.npz``; default :func:`data_dir`.
+        drop_short: Leave out the clips shorter than ``window`` (3 train clips for ``window=2048``; every
+            valid and test clip is at least 2102 samples long); without it they are an error.
 
     Returns:
         A :class:`Speech`: ``x`` float32 of shape ``(N, 8192)`` or ``(N, window)``, ``digit``, ``speaker``
@@ -637,7 +657,7 @@ def spoken_digits(
         ``sample_rate``.
 
     Raises:
-        ValueError: If ``split`` is unknown, ``window`` is not positive or longer than the shortest clip, or
+        ValueError: If ``split`` is unknown, ``window`` is not positive or (without ``drop_short``) longer than a clip, or
             ``seed`` is not a non-negative int.
         TypeError: If ``window`` is not an int or None.
         FileNotFoundError: If the file is absent (the message names the path and the setting).
@@ -646,11 +666,10 @@ def spoken_digits(
         raise ValueError(f"unknown split {split!r}; valid splits are: {', '.join(SPEECH_SPLITS)}")
     seed = _check_int("seed", seed, minimum=0)
     if window is not None:
-        _check_window(window, 1920)  # the argument's type and sign, before reading the file
+        _check_window(window, 8192)  # the argument's type and sign, before reading the file
     path = _data_file(path, "spoken_digits.npz", "the spoken digits")
     with np.load(path) as f:
         names = np.unique(np.concatenate([f[f"{s}_speaker"] for s in SPEECH_SPLITS]))
-        shortest = min(int(f[f"{s}_length"].min()) for s in SPEECH_SPLITS)
         speaker = np.searchsorted(names, f[f"{split}_speaker"])
         clips = Speech(
             x=torch.from_numpy(f[f"{split}_x"]).float() * _INT16_STEP,
@@ -663,8 +682,9 @@ def spoken_digits(
         )
     generator = torch.Generator().manual_seed(seed)
     if window is not None:
-        _check_window(window, shortest)
-        return speech_windows(clips, window, center=split != "train", dequantize=dequantize, generator=generator)
+        return speech_windows(
+            clips, window, center=split != "train", dequantize=dequantize, generator=generator, drop_short=drop_short
+        )
     if dequantize:
         clips = clips._replace(x=_dequantize_speech(clips.x, generator))
     return clips

@@ -278,8 +278,18 @@ def test_speech_windows_on_synthetic_clips():
         w = data.speech_windows(clips, 6, generator=torch.Generator().manual_seed(seed))
         assert w.start[0] == 0 and 0 <= int(w.start[1]) <= 3
         assert torch.equal(w.x * 32768, (w.start[:, None] + torch.arange(6) + torch.tensor([[0], [10]])).float())
-    with pytest.raises(ValueError, match="at most 6 samples"):
+    with pytest.raises(ValueError, match="1 of 2 clips are shorter than window=7.*drop_short=True"):
         data.speech_windows(clips, 7)
+    kept = data.speech_windows(clips, 7, drop_short=True, center=True)
+    assert kept.digit.tolist() == [2] and kept.length.tolist() == [9] and kept.x.shape == (1, 7)
+    with pytest.raises(ValueError, match="at most 9 samples"):
+        data.speech_windows(clips, 10, drop_short=True)
+
+
+def test_spoken_digits_drops_short_clips_only_when_asked():
+    w = _spoken("train", window=2048, drop_short=True)
+    assert w.x.shape == (1437, 2048) and bool((w.length >= 2048).all())
+    assert _spoken("test", window=2048).x.shape == (240, 2048)  # every test clip is long enough
 
 
 @pytest.mark.parametrize(
@@ -287,8 +297,8 @@ def test_speech_windows_on_synthetic_clips():
     [
         ({"split": "training"}, ValueError, "unknown split 'training'; valid splits are: train, valid, test"),
         ({"split": 0}, ValueError, "valid splits are"),
-        ({"window": 0}, ValueError, "window must be a positive int of at most 1920"),
-        ({"window": 1921}, ValueError, "at most 1920 samples .the shortest clip"),
+        ({"window": 0}, ValueError, "window must be a positive int of at most 8192"),
+        ({"window": 1921}, ValueError, "1 of 1440 clips are shorter than window=1921 .*drop_short=True"),
         ({"window": 256.0}, TypeError, "window must be a positive int"),
         ({"window": True}, TypeError, "window must be a positive int"),
         ({"seed": -1}, ValueError, "seed must be an int >= 0"),
