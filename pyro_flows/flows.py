@@ -22,7 +22,7 @@ from .transforms import (
     Rescale,
     Squeeze,
 )
-from .validation import event_shape, positive_int
+from .validation import event_shape, positive_int, renamed_argument
 
 __all__ = ["planar", "radial", "nice", "realnvp", "maf", "iaf", "realnvp_image", "glow"]
 
@@ -155,7 +155,7 @@ def _with_conditioners(layer, event_shape, num_layers, conditioner, options, kwa
 
 
 def maf(
-    event_shape: int | Sequence[int],
+    event_shape: int | Sequence[int] | None = None,
     *,
     num_layers: int = 5,
     hidden_dims: Sequence[int] | None = None,
@@ -183,11 +183,14 @@ def maf(
     References:
         Papamakarios, Pavlakou & Murray, Masked Autoregressive Flow for Density Estimation, arXiv:1705.07057.
     """
+    event_shape = renamed_argument(kwargs, "input_dim", "event_shape", event_shape, owner="maf")
+    if event_shape is None:
+        raise TypeError("maf() needs event_shape (an int D, or e.g. (C, T) with conditioner=)")
     return _autoregressive(MAF, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
 
 
 def iaf(
-    event_shape: int | Sequence[int],
+    event_shape: int | Sequence[int] | None = None,
     *,
     num_layers: int = 5,
     hidden_dims: Sequence[int] | None = None,
@@ -207,6 +210,9 @@ def iaf(
     References:
         Kingma et al., Improving Variational Inference with Inverse Autoregressive Flow, arXiv:1606.04934.
     """
+    event_shape = renamed_argument(kwargs, "input_dim", "event_shape", event_shape, owner="iaf")
+    if event_shape is None:
+        raise TypeError("iaf() needs event_shape (an int D, or e.g. (C, T) with conditioner=)")
     return _autoregressive(IAF, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
 
 

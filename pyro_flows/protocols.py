@@ -86,7 +86,7 @@ class AutoregressiveConditioner(Conditioner, Protocol):
     event_shape: torch.Size
     #: The width of the context vector, or None for an unconditional conditioner.
     context_dim: int | None
-    #: The generation order: an integer tensor shaped like the event, steps 1..max without gaps.
+    #: The generation order, an integer tensor shaped like the event (steps 1..max without gaps).
     degrees: Tensor
 
     @property

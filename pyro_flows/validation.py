@@ -8,6 +8,7 @@ where an int is expected (``True`` is not a size).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -20,6 +21,7 @@ __all__ = [
     "positive_ints",
     "event_shape",
     "check_tensor",
+    "renamed_argument",
 ]
 
 
@@ -119,3 +121,18 @@ def check_tensor(value, shape: Sequence[int], *, what: str, owner: str, dtype: t
             f"{owner} expected its {what} in its parameters' dtype {dtype}, got {value.dtype}: convert the "
             f"tensor (e.g. .to({dtype})) or the flow (e.g. flow.to({value.dtype}))"
         )
+
+
+def renamed_argument(kwargs: dict, old: str, new: str, value, *, owner: str):
+    """The value of argument ``new``, taking it from the deprecated name ``old`` in ``kwargs`` (removed from
+    it) with a ``DeprecationWarning``; ``TypeError`` if both are given. Returns ``value`` when ``old`` is absent."""
+    if old not in kwargs:
+        return value
+    if value is not None:
+        raise TypeError(f"{owner} got both {new}= and its deprecated name {old}=; give {new}= only")
+    warnings.warn(
+        f"{owner}: {old}= is deprecated since 0.2 and will be removed in 0.4; use {new}=",
+        DeprecationWarning,
+        stacklevel=4,
+    )
+    return kwargs.pop(old)

@@ -243,3 +243,13 @@ def test_a_wavenet_maf_is_a_pyro_density_and_trains():
     assert loss.item() < first - 20
     sample = d.sample((3,))
     assert sample.shape == (3, 1, 32) and torch.isfinite(d.log_prob(sample)).all()
+
+
+def test_the_old_input_dim_keyword_still_works_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="input_dim= is deprecated.*use event_shape="):
+        layer = pf.MAF(input_dim=3, hidden_dims=(4,))
+    assert layer.event_shape == (3,)
+    with pytest.warns(DeprecationWarning, match="maf: input_dim="):
+        assert pf.maf(input_dim=3, hidden_dims=(4,)).event_shape == (3,)
+    with pytest.raises(TypeError, match="both event_shape= and its deprecated name"):
+        pf.IAF(3, input_dim=3)

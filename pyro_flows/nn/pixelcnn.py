@@ -141,7 +141,7 @@ class PixelCNN(nn.Module):
 
     @property
     def can_invert(self) -> bool:
-        """No own inversion: a layer inverts by one pass per generation step."""
+        """False, as a layer inverts a PixelCNN by one pass per generation step."""
         return False
 
     def invert(self, solve, batch_shape, context=None, *, like: torch.Tensor):

@@ -58,7 +58,7 @@ class RecurrentConditioner(SequenceConditioner):
 
     @property
     def receptive_field(self) -> int:
-        """Every earlier step: output ``t`` depends on inputs ``0 .. t - 1``."""
+        """The length, as output ``t`` depends on every earlier input ``0 .. t - 1``."""
         return self.length
 
     def extra_repr(self) -> str:

@@ -96,7 +96,7 @@ class WaveNet(SequenceConditioner):
 
     @property
     def receptive_field(self) -> int:
-        """How many past steps an output sees: output ``t`` depends on inputs ``t - R .. t - 1``."""
+        """How many past steps an output sees (output ``t`` depends on inputs ``t - R .. t - 1``)."""
         return (self.kernel_size - 1) * (1 + sum(self.dilations)) + 1
 
     def extra_repr(self) -> str:

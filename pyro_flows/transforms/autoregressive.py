@@ -11,6 +11,7 @@ from ..base import Flow, as_event_shape, sum_rightmost
 from ..nn import MADE, default_hidden_dims
 from ..ops import Affine
 from ..protocols import AutoregressiveConditioner, ElementwiseOp
+from ..validation import renamed_argument
 
 __all__ = ["AffineAutoregressive", "MAF", "IAF"]
 
@@ -67,6 +68,7 @@ class AffineAutoregressive(Flow):
         inversion: str = "auto",
         **made_kwargs,
     ):
+        event_shape = renamed_argument(made_kwargs, "input_dim", "event_shape", event_shape, owner=type(self).__name__)
         if fast not in ("forward", "inverse"):
             raise ValueError(f"fast must be 'forward' (IAF) or 'inverse' (MAF), got {fast!r}")
         if op is not None and scale != "softclamp":
