@@ -142,6 +142,8 @@ CACHED = {
         local_context=None if c is None else (1, 2),
     ),
     "recurrent": lambda c: RecurrentConditioner(2, 30, hidden_size=6, num_layers=2, context_dim=c),
+    # a crop smaller than the image (R = 2 of 6 x 7) and a channel order inside each pixel
+    "pixelcnn": lambda c: PixelCNN(2, 6, 7, hidden_channels=4, num_layers=2, context_dim=c),
 }
 
 
@@ -219,10 +221,10 @@ def test_bad_inputs_and_options_get_clear_errors():
         PixelCNN(3, 4, 4, hidden_channels=8)
     with pytest.raises(ValueError, match="dilations"):
         WaveNet(1, 16, dilations=(1, 0))
-    flow = pf.IAF(conditioner=PixelCNN(1, 2, 2, hidden_channels=2, num_layers=1))
+    flow = pf.IAF(3, (4, 4), residual=True)  # a residual MADE has no one-pass inversion
     flow.inversion = "sequential"
     with pytest.raises(ValueError, match="has none here"):
-        flow.inv(torch.randn(1, 1, 2, 2))
+        flow.inv(torch.randn(1, 3))
 
 
 def test_a_wavenet_maf_is_a_pyro_density_and_trains():

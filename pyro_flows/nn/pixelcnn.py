@@ -141,12 +141,31 @@ class PixelCNN(nn.Module):
 
     @property
     def can_invert(self) -> bool:
-        """False, as a layer inverts a PixelCNN by one pass per generation step."""
-        return False
+        return True
 
+    @torch.no_grad()
     def invert(self, solve, batch_shape, context=None, *, like: torch.Tensor):
-        """Not available (``can_invert`` is False): the layer's recursion runs one pass per step."""
-        raise NotImplementedError("PixelCNN has no sequential inversion of its own; use inversion='recursive'")
+        """Generation in raster order, each step a pass over the receptive field only: entry ``(c, i, j)``
+        depends on rows ``i - 1 - R .. i`` and columns ``j - R .. j + R`` (``R`` = :attr:`receptive_field`),
+        and every feature on a path to it is computed from that crop alone, so the crop's pass gives the
+        exact parameters at a cost of ``(R + 2) x (2R + 1)`` pixels instead of the whole image (the protocol
+        is :class:`~pyro_flows.protocols.AutoregressiveConditioner`'s)."""
+        C, H, W, R = self.channels, self.height, self.width, self.receptive_field
+        B = int(torch.Size(batch_shape).numel())
+        ctx = None if context is None else context.expand(*batch_shape, context.shape[-1]).reshape(B, -1)
+        u = torch.zeros(B, C, H, W, dtype=like.dtype, device=like.device)
+        log_det = torch.zeros(B, dtype=like.dtype, device=like.device)
+        for i in range(H):
+            top = max(0, i - 1 - R)
+            for j in range(W):
+                left, right = max(0, j - R), min(W, j + R + 1)
+                crop = u[:, :, top : i + 1, left:right]
+                for c in range(C):
+                    params = self(crop, ctx)
+                    value, ld = solve((c, i, j), tuple(p[:, c, i - top, j - left] for p in params))
+                    u[:, c, i, j] = value
+                    log_det += ld
+        return u.reshape(*batch_shape, C, H, W), log_det.reshape(batch_shape)
 
     @property
     def receptive_field(self) -> int:
