@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..validation import optional_positive_int, positive_int
+from .sequence import zero_
 
 __all__ = ["PixelCNN", "raster_degrees"]
 
@@ -136,8 +137,7 @@ class PixelCNN(nn.Module):
             (1, 1),
             _group_mask(_groups(C * self.num_params, C, self.num_params), _groups(Fh, C), strict=False),
         )
-        nn.init.zeros_(self.output.weight)
-        nn.init.zeros_(self.output.bias)
+        zero_(self.output)
 
     @property
     def can_invert(self) -> bool:

@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..validation import positive_int
-from .sequence import SequenceConditioner
+from .sequence import SequenceConditioner, zero_
 
 __all__ = ["RecurrentConditioner"]
 
@@ -53,8 +53,7 @@ class RecurrentConditioner(SequenceConditioner):
             self.channels + (self.context_dim or 0), self.hidden_size, self.num_layers, batch_first=True
         )
         self.output = nn.Linear(self.hidden_size, self.channels * self.num_params)
-        nn.init.zeros_(self.output.weight)
-        nn.init.zeros_(self.output.bias)
+        zero_(self.output)
 
     @property
     def receptive_field(self) -> int:

@@ -13,6 +13,20 @@ from ..validation import optional_positive_int, positive_int
 __all__ = ["SequenceConditioner", "time_degrees"]
 
 
+def zero_(layer: nn.Module) -> None:
+    """Zeroes a layer's parameters (the last layer of a conditioner: a new flow layer is the identity)."""
+    for p in layer.parameters():
+        nn.init.zeros_(p)
+
+
+def bias(layer: nn.Module) -> torch.Tensor:
+    """A layer's bias, which it must have."""
+    b = layer.bias
+    if not isinstance(b, torch.Tensor):
+        raise TypeError(f"{type(layer).__name__} has no bias")
+    return b
+
+
 def time_degrees(channels: int, length: int) -> torch.Tensor:
     """The order of a sequence ``(C, T)``: every channel of time step ``t`` has degree ``t + 1``."""
     return torch.arange(1, length + 1).expand(channels, length).clone()

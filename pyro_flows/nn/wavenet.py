@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..validation import optional_positive_int, positive_int, positive_ints
-from .sequence import SequenceConditioner
+from .sequence import SequenceConditioner, bias, zero_
 
 __all__ = ["WaveNet"]
 
@@ -91,8 +91,7 @@ class WaveNet(SequenceConditioner):
         self.local_cond = nn.Conv1d(local[0], 2 * R * n, 1, bias=False) if local else None
         self.head = nn.Conv1d(S, S, 1)
         self.output = nn.Conv1d(S, self.channels * num_params, 1)
-        nn.init.zeros_(self.output.weight)
-        nn.init.zeros_(self.output.bias)
+        zero_(self.output)
 
     @property
     def receptive_field(self) -> int:
@@ -151,43 +150,46 @@ class WaveNet(SequenceConditioner):
         kw: dict[str, Any] = dict(dtype=like.dtype, device=like.device)
         cond = self._conditioning(self._flat_context(context, batch_shape, B), B, T)
 
-        def taps(conv):  # (taps * in, out): the window of a step, oldest tap first, times this
+        def taps(conv) -> torch.Tensor:  # (taps * in, out): the window of a step, oldest tap first, times this
             return conv.weight.permute(2, 1, 0).reshape(-1, conv.out_channels).contiguous()
 
-        # layer 0 is the input convolution over the shifted input; layers 1.. the residual layers
-        weights = [taps(self.input)] + [taps(g) for g in self.gates]
-        biases = [self.input.bias] + [
-            g.bias if cond is None or cond.shape[-1] != 1 else g.bias + cond[:, i, :, 0]
+        def one_by_one(conv) -> tuple[torch.Tensor, torch.Tensor]:
+            return conv.weight[:, :, 0].T.contiguous(), bias(conv)
+
+        w_in, b_in = taps(self.input), bias(self.input)
+        gates = [
+            (taps(g), bias(g) if cond is None or cond.shape[-1] != 1 else bias(g) + cond[:, i, :, 0])
             for i, g in enumerate(self.gates)
         ]
         local = cond if cond is not None and cond.shape[-1] != 1 else None
-        res_skip = [(rs.weight[:, :, 0].T.contiguous(), rs.bias) for rs in self.res_skip]
-        head = (self.head.weight[:, :, 0].T.contiguous(), self.head.bias)
-        output = (self.output.weight[:, :, 0].T.contiguous(), self.output.bias)
-        dilations = [1] + list(self.dilations)
-        spans = [(k - 1) * d + 1 for d in dilations]
-        queues = [torch.zeros(spans[0], B, C, **kw)] + [torch.zeros(s, B, R, **kw) for s in spans[1:]]
+        res_skip = [one_by_one(rs) for rs in self.res_skip]
+        (w_head, b_head), (w_out, b_out) = one_by_one(self.head), one_by_one(self.output)
+        spans = [(k - 1) * d + 1 for d in self.dilations]
+        shifted = torch.zeros(k, B, C, **kw)  # the last k inputs of the input convolution
+        queues = [torch.zeros(span, B, R, **kw) for span in spans]  # the inputs of each residual layer
         values = torch.empty(T, B, C, **kw)
         log_det = torch.zeros(B, **kw)
+
+        def window(queue: torch.Tensor, t: int, d: int, span: int) -> torch.Tensor:
+            taps_t = [queue[(t - j * d) % span] for j in range(k - 1, -1, -1)]
+            return torch.cat(taps_t, dim=1) if k > 1 else taps_t[0]
+
         for t in range(T):
             if t:
-                queues[0][t % spans[0]] = values[t - 1]
-            h = skips = None
-            for i, (queue, span, d, w, b) in enumerate(zip(queues, spans, dilations, weights, biases)):
-                if i:
-                    queue[t % span] = h
-                taps_t = [queue[(t - j * d) % span] for j in range(k - 1, -1, -1)]
-                a = torch.addmm(b, torch.cat(taps_t, dim=1) if k > 1 else taps_t[0], w)
-                if i == 0:
-                    h = a
-                    continue
+                shifted[t % k] = values[t - 1]
+            h = torch.addmm(b_in, window(shifted, t, 1, k), w_in)
+            skips = torch.zeros(B, self.skip_channels, **kw)
+            for i, (queue, span, d) in enumerate(zip(queues, spans, self.dilations)):
+                queue[t % span] = h
+                w, b = gates[i]
+                a = torch.addmm(b, window(queue, t, d, span), w)
                 if local is not None:
-                    a = a + local[:, i - 1, :, t]
-                rw, rb = res_skip[i - 1]
+                    a = a + local[:, i, :, t]
+                rw, rb = res_skip[i]
                 rs = torch.addmm(rb, torch.tanh(a[:, :R]) * torch.sigmoid(a[:, R:]), rw)
                 h = h + rs[:, :R]
-                skips = rs[:, R:] if skips is None else skips + rs[:, R:]
-            out = torch.addmm(output[1], torch.relu(torch.addmm(head[1], torch.relu(skips), head[0])), output[0])
+                skips = skips + rs[:, R:]
+            out = torch.addmm(b_out, torch.relu(torch.addmm(b_head, torch.relu(skips), w_head)), w_out)
             value, ld = solve((slice(None), t), out.reshape(B, self.num_params, C).unbind(1))
             values[t] = value
             log_det += ld
