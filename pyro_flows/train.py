@@ -138,6 +138,12 @@ class _Rows:
             )
         if not conditional and context is not None and not bound:
             raise ValueError(f"the distribution is unconditional but was given a context for {name}")
+        if name == "train" and context is not None and bound and context is not bound[0]:
+            raise ValueError(
+                f"the distribution is bound to a context already and was given another for {name}: give the "
+                "context once (bind it with flow_distribution(flow, context=c), or pass context= to a "
+                "ConditionalTransformedDistribution)"
+            )
         if context is None and bound:
             context = bound[0]
         if context is None:

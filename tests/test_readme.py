@@ -17,7 +17,11 @@ def test_readme_has_examples():
 def test_readme_example_runs(code):
     from pyro_flows import data
 
-    for name, loader in (("binarized_mnist.npz", "binarized_mnist("), ("mnist.npz", "data.mnist(")):
+    for name, loader in (
+        ("binarized_mnist.npz", "binarized_mnist("),
+        ("mnist.npz", "data.mnist("),
+        ("spoken_digits.npz", "spoken_digits("),
+    ):
         if loader in code and not (data.data_dir() / name).is_file():
             pytest.skip(f"this example reads {name}, which is absent (PYRO_FLOWS_DATA)")
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})

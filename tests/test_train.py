@@ -524,3 +524,11 @@ def test_fit_conditional_errors():
         fit(flow_distribution(flow), x, context=c[:10], steps=1, progress=False)
     with pytest.raises(ValueError, match="unconditional but was given a context"):
         fit(flow_distribution(pf.maf(2, num_layers=1, hidden_dims=(8,))), x, context=c, steps=1, progress=False)
+
+
+def test_a_bound_distribution_given_another_context_is_an_error():
+    x, c = conditional_data(32, 0)
+    flow = pf.maf(2, num_layers=1, hidden_dims=(8,), context_dim=2)
+    with pytest.raises(ValueError, match="bound to a context already and was given another"):
+        fit(flow_distribution(flow, context=c), x, context=c.clone(), steps=1, progress=False)
+    fit(flow_distribution(flow, context=c), x, context=c, steps=1, progress=False)  # the same tensor is fine
