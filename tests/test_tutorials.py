@@ -47,7 +47,8 @@ def _missing(loader: str):
     return why
 
 
-REQUIREMENTS = {name: _missing(name) for name in ("mnist", "binarized_mnist")}  # name -> why absent, or None
+# name -> why absent, or None
+REQUIREMENTS = {name: _missing(name) for name in ("mnist", "binarized_mnist", "spoken_digits")}
 
 
 def skip_unless_available(nb, name):
