@@ -48,8 +48,8 @@ class WaveNet(SequenceConditioner):
 
     Example:
         >>> net = WaveNet(1, 64, residual_channels=8, dilations=(1, 2, 4))
-        >>> net.receptive_field
-        8
+        >>> net.receptive_field  # (2 - 1) * (1 + 1 + 2 + 4) + 1
+        9
         >>> [p.shape for p in net(torch.randn(3, 1, 64))]
         [torch.Size([3, 1, 64]), torch.Size([3, 1, 64])]
 
