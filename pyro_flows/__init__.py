@@ -6,7 +6,7 @@ Every flow is a Pyro ``TransformModule``; put it in ``pyro.distributions.Transfo
 
 __version__ = "0.2.0"
 
-from . import data, loop, masks, models, nn, ops, orderings, protocols, state, validation
+from . import data, distill, loop, masks, models, nn, ops, orderings, protocols, state, validation
 from .base import FAST, Compose, Flow, FlowLike, Inverse
 from .distributions import ConditionalFlowDistribution, FlowDistribution, flow_distribution
 from .flows import glow, iaf, maf, nice, planar, radial, realnvp, realnvp_image
@@ -83,6 +83,7 @@ __all__ = [
     "TrainingDiverged",
     # modules
     "data",
+    "distill",
     "loop",
     "models",
     "masks",

@@ -85,6 +85,20 @@ class Affine:
         shift, s = self._shift_logscale(params)
         return (y - shift) * torch.exp(-s), s
 
+    def coefficients(self, params) -> tuple[Tensor, Tensor]:
+        """Returns ``(log_scale, shift)`` with ``forward(x) = x * exp(log_scale) + shift`` (elementwise).
+
+        Example:
+            >>> import torch
+            >>> op, x = Affine(), torch.randn(3)
+            >>> params = (torch.randn(3), torch.randn(3))
+            >>> log_a, b = op.coefficients(params)
+            >>> torch.allclose(op.forward(x, params)[0], x * log_a.exp() + b)
+            True
+        """
+        shift, s = self._shift_logscale(params)
+        return s, shift
+
     def __repr__(self):
         return f"Affine(scale={self.scale!r})"
 
@@ -133,6 +147,11 @@ class GatedAffine:
         m, log_sigma, sigma = self._terms(params)
         return (y - (1 - sigma) * m) / sigma, log_sigma
 
+    def coefficients(self, params) -> tuple[Tensor, Tensor]:
+        """Returns ``(log_scale, shift) = (log sigma, (1 - sigma) * m)``: ``forward(x) = x * exp(log_scale) + shift``."""
+        m, log_sigma, sigma = self._terms(params)
+        return log_sigma, (1 - sigma) * m
+
     def __repr__(self):
         return f"GatedAffine(bias={self.bias:g})"
 
@@ -153,6 +172,11 @@ class Additive:
         """Returns ``(x, 0)``."""
         (shift,) = params
         return y - shift, torch.zeros_like(y)
+
+    def coefficients(self, params) -> tuple[Tensor, Tensor]:
+        """Returns ``(0, shift)``: ``forward(x) = x * exp(0) + shift``."""
+        (shift,) = params
+        return torch.zeros_like(shift), shift
 
     def __repr__(self):
         return "Additive()"
