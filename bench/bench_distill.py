@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import wave
 from pathlib import Path
 
 import bench_speech as speech
@@ -102,7 +103,7 @@ def distill(student, teacher, args, history) -> dict:
         torch.nn.utils.clip_grad_norm_(student.parameters(), 10.0)
         opt.step()
         steps += 1
-        monitor.record(kl=out.kl.item(), entropy=out.entropy.item(), cross_entropy=out.cross_entropy.item())
+        monitor.record(out)
         if steps % args.eval_every == 0:
             history.append(
                 {
@@ -194,9 +195,12 @@ def plot_spectrograms(rows, rate, path):
 
 
 def write_wav(path: Path, clip: torch.Tensor, rate: int) -> None:
-    from scipy.io import wavfile
-
-    wavfile.write(path, rate, (clip.clamp(-1, 1 - 2**-15) * 32768).round().short().numpy())
+    """A mono 16-bit WAV file (the standard library's ``wave``)."""
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes((clip.clamp(-1, 1 - 2**-15) * 32768).round().short().numpy().astype("<i2").tobytes())
 
 
 def main():
