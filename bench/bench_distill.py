@@ -73,7 +73,7 @@ def load_teacher(args, train_clips, valid) -> tuple[dict, dict, dict]:
         dilation_levels=args.teacher_levels,
         lr=1e-3,
         batch=8,
-        eval_every=args.eval_every,
+        eval_every=4 * args.eval_every,  # a validation pass over 240 windows is costly: every 100 steps
     )
     wn, net = speech.wavenet_maf(args.window, ns)
     fit = speech.train(
