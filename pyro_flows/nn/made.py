@@ -289,7 +289,7 @@ def sequential_inverse(made: MADE, solve, batch_shape, context=None, *, like: to
     hidden = [torch.empty(width, B, **kw) for width in plan.widths]
     ctx = None
     if made.context is not None and context is not None:
-        c = made.context(context.expand(*batch_shape, context.shape[-1]).reshape(B, -1))  # (B, H1)
+        c = made.context(context.expand(*batch_shape, context.shape[-1]).reshape(B, context.shape[-1]))  # (B, H1)
         ctx = c.T[plan.first_rows]  # sorted like the first layer's rows
     act = made.activation
     relu = isinstance(act, nn.ReLU)

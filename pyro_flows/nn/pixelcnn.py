@@ -152,7 +152,7 @@ class PixelCNN(nn.Module):
         is :class:`~pyro_flows.protocols.AutoregressiveConditioner`'s)."""
         C, H, W, R = self.channels, self.height, self.width, self.receptive_field
         B = int(torch.Size(batch_shape).numel())
-        ctx = None if context is None else context.expand(*batch_shape, context.shape[-1]).reshape(B, -1)
+        ctx = None if context is None else context.expand(*batch_shape, context.shape[-1]).reshape(B, context.shape[-1])
         u = torch.zeros(B, C, H, W, dtype=like.dtype, device=like.device)
         log_det = torch.zeros(B, dtype=like.dtype, device=like.device)
         for i in range(H):
@@ -195,7 +195,9 @@ class PixelCNN(nn.Module):
         Fh, r, L = self.hidden_channels, self.kernel_size // 2, self.num_layers
         cond = None
         if self.cond is not None and context is not None:
-            cond = self.cond(context.expand(*batch, context.shape[-1]).reshape(B, -1)).reshape(B, L, 2, 2 * Fh, 1, 1)
+            cond = self.cond(context.expand(*batch, context.shape[-1]).reshape(B, context.shape[-1])).reshape(
+                B, L, 2, 2 * Fh, 1, 1
+            )
         v = h = h_in
         for i in range(L):
             v_pre = self.vertical[i](F.pad(v, (r, r, r, 0)))  # row i reads rows i - r .. i

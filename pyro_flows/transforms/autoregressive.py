@@ -202,7 +202,7 @@ class AffineAutoregressive(Flow):
 
         def solve(index, params):
             value, ld = self.op.inverse(flat[(slice(None),) + tuple(index)], params)
-            return value, ld.reshape(len(ld), -1).sum(-1)
+            return value, ld.flatten(1).sum(-1) if ld.dim() > 1 else ld
 
         return self.conditioner.invert(solve, batch, context, like=v)
 
