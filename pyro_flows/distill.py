@@ -301,7 +301,11 @@ def _student(d: Any, sample_shape: Sequence[int]) -> tuple[StepConditionals, lis
     steps = _layers(d, "student", sampling_fast=True)
     _check_one_order(steps)
     family, loc, log_scale = _loc_scale_base(d.base_dist, "student")
-    u = d.base_dist.rsample(torch.Size(sample_shape))
+    if family == "logistic":  # Pyro's Logistic.rsample gives -inf at a uniform draw of exactly 0: clamp it
+        shape = torch.Size(sample_shape) + d.base_dist.batch_shape + d.base_dist.event_shape
+        u = loc + torch.exp(log_scale) * _standard_draws(family, shape, loc)
+    else:
+        u = d.base_dist.rsample(torch.Size(sample_shape))
     # u = loc + exp(log_scale) * noise throughout, loc and log_scale depending on earlier noise only
     loc, log_scale = loc.expand_as(u), log_scale.expand_as(u)
     for step in steps:
@@ -471,6 +475,11 @@ def distillation_loss(
         reg = torch.zeros_like(entropy)
     else:
         entropy, cross_entropy, reg, x = _per_step(s, t, shape, estimator, num_draws, float(regularizer))
+    if not bool(torch.isfinite(x).all()):
+        raise FloatingPointError(
+            "the student drew a non-finite sample (e.g. Pyro's Logistic.rsample returns -inf when its uniform draw "
+            "is exactly 0, about once in 2^24 draws; estimator='per_step' draws safely): skip this step"
+        )
     kl_samples = cross_entropy - entropy
     kl = kl_samples.mean()
     regularization = reg.mean()
@@ -516,8 +525,9 @@ def distillation_model_guide(
         freeze_teacher: turn off the gradients of the teacher's parameters.
 
     Returns:
-        ``(model, guide)``, both called as ``f(context=None)``: the context is bound to whichever
-        distribution is conditional (``svi.step(context)``).
+        ``(model, guide)``, both called as ``f(ctx=None)``: the context ``ctx`` is bound to whichever
+        distribution is conditional (``svi.step(c)`` or ``svi.step(ctx=c)``; not ``context=``, a name Pyro's
+        handlers take for themselves).
 
     Example:
         >>> import pyro, torch, pyro_flows as pf
@@ -546,12 +556,13 @@ def distillation_model_guide(
         with pyro.poutine.scale(scale=1.0 / max(1, batch.numel())):
             pyro.sample(name, d)
 
-    def guide(context: Tensor | None = None) -> None:
+    # the argument is not called "context": Pyro's handlers pass their own first argument by that name
+    def guide(ctx: Tensor | None = None) -> None:
         pyro.module("distill.student", student_module)
-        site(_bind_pair(student, teacher, context)[0])
+        site(_bind_pair(student, teacher, ctx)[0])
 
-    def model(context: Tensor | None = None) -> None:
-        site(_bind_pair(student, teacher, context)[1])
+    def model(ctx: Tensor | None = None) -> None:
+        site(_bind_pair(student, teacher, ctx)[1])
 
     return model, guide
 

@@ -412,3 +412,31 @@ def test_the_power_loss_compares_time_averaged_power_spectra():
         power_loss(x[..., :16], y, 32)
     with pytest.raises(ValueError, match="shapes must match"):
         power_loss(x, y[:2], 32, paired=True)
+
+
+def test_the_pyro_pair_takes_the_context_by_keyword_and_positionally():
+    import pyro
+    from pyro.infer import Trace_ELBO
+
+    from pyro_flows.distill import distillation_model_guide
+
+    torch.manual_seed(0)
+    base = dist.Logistic(torch.zeros(3), torch.ones(3)).to_event(1)
+    student = pf.flow_distribution(pf.Compose([pf.IAF(3, (8,), ordering="natural", context_dim=2)]), base=base)
+    teacher = pf.flow_distribution(pf.Compose([pf.MAF(3, (8,), ordering="natural", context_dim=2)]), base=base)
+    model, guide = distillation_model_guide(student, teacher)
+    c = torch.randn(4, 2)
+    pyro.clear_param_store()
+    for call in (lambda: Trace_ELBO().loss(model, guide, c), lambda: Trace_ELBO().loss(model, guide, ctx=c)):
+        assert math.isfinite(call())
+
+
+def test_a_logistic_student_never_draws_an_infinite_value(monkeypatch):
+    # a uniform draw of exactly 0 (Pyro's Logistic.rsample would return -inf) gives a finite per-step sample
+    base = dist.Logistic(torch.zeros(3), torch.ones(3)).to_event(1)
+    student = pf.flow_distribution(pf.Compose([pf.IAF(3, (8,), ordering="natural")]), base=base)
+    teacher = pf.flow_distribution(pf.Compose([pf.MAF(3, (8,), ordering="natural")]), base=base)
+    real_rand = torch.rand
+    monkeypatch.setattr(torch, "rand", lambda *a, **k: real_rand(*a, **k) * 0)
+    out = distillation_loss(student, teacher, num_samples=2, estimator="per_step")
+    assert bool(torch.isfinite(out.sample).all()) and math.isfinite(out.kl.item())
