@@ -111,10 +111,16 @@ def realnvp(
     return Compose(parts)
 
 
-def _autoregressive(layer, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs):
+def _autoregressive(
+    layer, owner, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs
+):
+    event_shape = renamed_argument(kwargs, "input_dim", "event_shape", event_shape, owner=owner)
+    if event_shape is None:
+        raise TypeError(f"{owner}() needs event_shape (an int D, or e.g. (C, T) with conditioner=)")
     conditioner = kwargs.pop("conditioner", None)
     if conditioner is not None:
-        return _with_conditioners(layer, event_shape, num_layers, conditioner, locals(), kwargs)
+        made_options = {"hidden_dims": hidden_dims, "ordering": ordering, "batch_norm": batch_norm, "seed": seed}
+        return _with_conditioners(layer, event_shape, num_layers, conditioner, context_dim, made_options, kwargs)
     if ordering not in ("reversed", "random"):
         raise ValueError(f"ordering between layers must be 'reversed' or 'random', got {ordering!r}")
     parts = []
@@ -135,7 +141,11 @@ def _autoregressive(layer, event_shape, num_layers, hidden_dims, ordering, conte
     return Compose(parts)
 
 
-def _with_conditioners(layer, event_shape, num_layers, conditioner, options, kwargs):
+#: The MADE options of maf/iaf and their defaults: with conditioner= they would be ignored, so they are refused.
+_MADE_DEFAULTS = {"hidden_dims": None, "ordering": "reversed", "batch_norm": False, "seed": None}
+
+
+def _with_conditioners(layer, event_shape, num_layers, conditioner, context_dim, made_options, kwargs):
     """A stack whose layer ``i`` gets its own conditioner ``conditioner(i)``; the MADE options are refused."""
     if isinstance(conditioner, torch.nn.Module) or not callable(conditioner):
         raise TypeError(
@@ -143,12 +153,11 @@ def _with_conditioners(layer, event_shape, num_layers, conditioner, options, kwa
             "(e.g. conditioner=lambda i: pf.nn.WaveNet(1, 2048)), so that no two layers share one; "
             f"got {type(conditioner).__name__}"
         )
-    defaults = {"hidden_dims": None, "ordering": "reversed", "context_dim": None, "batch_norm": False, "seed": None}
-    ignored = [name for name, default in defaults.items() if options[name] != default and name != "context_dim"]
+    ignored = [name for name, default in _MADE_DEFAULTS.items() if made_options[name] != default]
     if ignored:
         raise ValueError(f"{', '.join(ignored)} would be ignored with conditioner=: configure the conditioners instead")
     parts = [
-        layer(event_shape, conditioner=conditioner(i), context_dim=options["context_dim"], **kwargs)
+        layer(event_shape, conditioner=conditioner(i), context_dim=context_dim, **kwargs)
         for i in range(_layers(num_layers))
     ]
     return Compose(parts)
@@ -183,10 +192,9 @@ def maf(
     References:
         Papamakarios, Pavlakou & Murray, Masked Autoregressive Flow for Density Estimation, arXiv:1705.07057.
     """
-    event_shape = renamed_argument(kwargs, "input_dim", "event_shape", event_shape, owner="maf")
-    if event_shape is None:
-        raise TypeError("maf() needs event_shape (an int D, or e.g. (C, T) with conditioner=)")
-    return _autoregressive(MAF, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
+    return _autoregressive(
+        MAF, "maf", event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs
+    )
 
 
 def iaf(
@@ -210,10 +218,9 @@ def iaf(
     References:
         Kingma et al., Improving Variational Inference with Inverse Autoregressive Flow, arXiv:1606.04934.
     """
-    event_shape = renamed_argument(kwargs, "input_dim", "event_shape", event_shape, owner="iaf")
-    if event_shape is None:
-        raise TypeError("iaf() needs event_shape (an int D, or e.g. (C, T) with conditioner=)")
-    return _autoregressive(IAF, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs)
+    return _autoregressive(
+        IAF, "iaf", event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs
+    )
 
 
 # --- images ------------------------------------------------------------------------------------------------

@@ -80,10 +80,9 @@ class SequenceConditioner(nn.Module):
         return int(torch.Size(batch_shape).numel())
 
     def _flat_context(self, context, batch_shape, B):
-        if context is None:
-            self._check_context(context)
-            return None
         self._check_context(context)
+        if context is None:
+            return None
         return context.expand(*batch_shape, context.shape[-1]).reshape(B, context.shape[-1])
 
     @staticmethod
