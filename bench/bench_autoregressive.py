@@ -40,7 +40,6 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import numpy as np
@@ -59,6 +58,7 @@ from common import (
     log_prob_op,
     moons_nll,
     moons_table,
+    record_end,
     run_sections,
     sample_op,
     standard_normal,
@@ -746,7 +746,7 @@ def main(argv=None) -> dict:
         "`results/mnist_maf_<device>/metrics.json`; this script does not train on MNIST.",
     }
     res["wall_time_s"] = time.perf_counter() - t0
-    res["environment"]["load_average_at_end"] = list(os.getloadavg())
+    record_end(res["environment"])
     slow = res.get("slow_direction", {})
     fast = res.get("fast_direction", {})
     summary = {

@@ -20,7 +20,7 @@ import time
 import pyro.distributions as dist
 import pyro.distributions.transforms as T
 import torch
-from common import bench_parser, count_params, environment, environment_line, write_results
+from common import bench_parser, count_params, environment, environment_line, record_end, write_results
 from sklearn.datasets import make_circles
 
 import pyro_flows as pf
@@ -109,7 +109,7 @@ def main():
             res[task][name] = train(make(), data, steps)
             print(task, name, {k: round(v, 3) for k, v in res[task][name].items()}, flush=True)
     res["wall_time_s"] = time.perf_counter() - start
-    res["environment"]["load_average_at_end"] = list(__import__("os").getloadavg())
+    record_end(res["environment"])
     lines = [
         "# Default flows on the tutorials' small problems",
         "",

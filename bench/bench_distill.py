@@ -21,7 +21,6 @@ held-out speech; WAV files of generated clips.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import wave
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import bench_speech as speech
 import numpy as np
 import torch
-from common import environment, environment_line, write_results
+from common import environment, environment_line, record_end, write_results
 
 import pyro_flows as pf
 from pyro_flows.distill import DistillationMonitor, distillation_loss
@@ -38,15 +37,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def teacher_stack(T: int, cfg: dict, state: dict) -> pf.Compose:
-    """The teacher (MAF stack + mu-law tail) with trained weights, built for length ``T``."""
-    flow = pf.Compose(
-        [
-            pf.maf((1, T), num_layers=cfg["flows"], conditioner=lambda i: pf.nn.WaveNet(1, T, **cfg["net"])),
-            pf.MuLaw((1, T)).inv,
-        ]
-    )
-    flow.load_state_dict(state)
-    return flow.requires_grad_(False)
+    """The teacher (MAF stack + mu-law tail) with trained weights, built for length ``T``, frozen."""
+    return speech.wavenet_stack(T, cfg["flows"], cfg["net"], state).requires_grad_(False)
 
 
 def student_stack(T: int, cfg: dict) -> pf.Compose:
@@ -241,7 +233,7 @@ def main():
 
     print("teacher ...", flush=True)
     tcfg, tstate, tinfo = load_teacher(args, train_clips, valid)
-    res["teacher"] = {k: v for k, v in tcfg.items() if k != "net"} | {"net": tcfg["net"]} | tinfo
+    res["teacher"] = tcfg | tinfo
     scfg = {"layers": [int(n) for n in args.student_layers.split(",")], "channels": args.channels, "cycle": args.cycle}
     res["student"] = scfg
 
@@ -294,10 +286,9 @@ def main():
     digits = torch.arange(10)
     held = pf.data.spoken_digits("test", window=min(G, 2048), drop_short=True)
     L = held.x.shape[-1]
-    t_clips, s_clips = sample(teacher_stack(L, tcfg, tstate), L, digits), None
     s_stack = student_stack(L, scfg)
     s_stack.load_state_dict(sstate)
-    s_clips = sample(s_stack, L, digits)
+    t_clips, s_clips = sample(teacher_stack(L, tcfg, tstate), L, digits), sample(s_stack, L, digits)
     res["spectral_distance_db"] = {
         "teacher_to_real": log_spectral_distance(t_clips, held.x),
         "student_to_real": log_spectral_distance(s_clips, held.x),
@@ -321,7 +312,7 @@ def main():
     torch.save({"state_dict": sstate, "config": scfg}, folder / "model.pt")
 
     wall = time.perf_counter() - wall
-    res["environment"]["load_average_at_end"] = list(os.getloadavg())
+    record_end(res["environment"])
     n = res["nll"]
     lines = [
         "# Parallel WaveNet: a WaveNet MAF teacher distilled into an IAF student (spoken digits, 8 kHz)",

@@ -26,7 +26,6 @@ Usage::
 
 from __future__ import annotations
 
-import os
 import time
 
 import pyro.distributions as dist
@@ -46,6 +45,7 @@ from common import (
     moons_nll,
     moons_split,
     moons_table,
+    record_end,
     run_sections,
     sample_op,
     standard_normal,
@@ -433,7 +433,7 @@ def main(argv=None) -> dict:
         ),
     )
     res["wall_time_s"] = time.perf_counter() - t0
-    res["environment"]["load_average_at_end"] = list(os.getloadavg())
+    record_end(res["environment"])
     speed_met = {k: v["met"] for k, v in res["realnvp_speed"]["timings"].items()}
     res["summary"] = {
         "speed_ratios": {k: v["ratio"] for k, v in res["realnvp_speed"]["timings"].items()},

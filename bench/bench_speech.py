@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import numpy as np
 import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
-from common import environment, environment_line, write_results
+from common import environment, environment_line, record_end, write_results
 
 import pyro_flows as pf
 
@@ -75,11 +74,21 @@ def linear_ar(train_x, test_x, order=32) -> dict:
 
 
 # --- flows ---------------------------------------------------------------------------------------------------
+def wavenet_stack(T: int, flows: int, net: dict, state: dict | None = None) -> pf.Compose:
+    """``flows`` WaveNet MAF layers (``net``: the WaveNet options) and the mu-law expansion, built for length
+    ``T``; with ``state``, trained weights (of any length: the convolutions work for every length)."""
+    flow = pf.Compose(
+        [pf.maf((1, T), num_layers=flows, conditioner=lambda i: pf.nn.WaveNet(1, T, **net)), pf.MuLaw((1, T)).inv]
+    )
+    if state is not None:
+        flow.load_state_dict(state)
+    return flow
+
+
 def wavenet_maf(T, args):
     dilations = tuple(2**i for i in range(args.dilation_levels))
     net = dict(residual_channels=args.channels, skip_channels=args.channels, dilations=dilations, context_dim=10)
-    flow = pf.maf((1, T), num_layers=args.flows, conditioner=lambda i: pf.nn.WaveNet(1, T, **net))
-    return pf.Compose([flow, pf.MuLaw((1, T)).inv]), net
+    return wavenet_stack(T, args.flows, net), net
 
 
 def made_maf(T, args):
@@ -170,18 +179,6 @@ def generation_speed(flow, T, batch, naive_passes) -> dict:
     }
 
 
-def longer(flow, T, net):
-    """The same trained weights in a stack built for length T (the convolutions work for any length)."""
-    other = pf.Compose(
-        [
-            pf.maf((1, T), num_layers=len(flow.parts[0].parts), conditioner=lambda i: pf.nn.WaveNet(1, T, **net)),
-            pf.MuLaw((1, T)).inv,
-        ]
-    )
-    other.load_state_dict(flow.state_dict())
-    return other
-
-
 # --- plots -------------------------------------------------------------------------------------------------------
 def plot(real, generated, digits, rate, path: Path):
     import matplotlib
@@ -257,7 +254,7 @@ def main():
 
     print("generation speed ...", flush=True)
     G = args.gen_length
-    gen = longer(wn, G, net)
+    gen = wavenet_stack(G, args.flows, net, wn.state_dict())
     res["generation"] = [generation_speed(gen, G, b, 3 if args.quick else 10) for b in (1, 16)]
 
     name = "speech_cpu" + ("_quick" if args.quick else "")
@@ -276,7 +273,7 @@ def main():
     res["plots"] = str((folder / "speech.png").relative_to(args.out))
 
     wall = time.perf_counter() - wall
-    res["environment"]["load_average_at_end"] = list(os.getloadavg())
+    record_end(res["environment"])
     lin = models["linear-ar32"]["nats_per_sample"]
     lines = [
         "# WaveNet MAF on spoken digits (8 kHz): held-out speakers, against a linear AR(32) Gaussian and a MADE MAF",

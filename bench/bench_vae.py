@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import environment, environment_line, write_results
+from common import environment, environment_line, record_end, write_results
 
 from pyro_flows import cli
 
@@ -80,7 +80,7 @@ def main():
         res[posterior] = json.loads((out / "metrics.json").read_text())
         res[posterior].pop("history")
     res["wall_time_s"] = time.perf_counter() - start
-    res["environment"]["load_average_at_end"] = list(__import__("os").getloadavg())
+    record_end(res["environment"])
     lines = [
         "# VAE on statically binarized MNIST: diagonal vs planar vs IAF posterior at an equal budget",
         "",

@@ -118,9 +118,14 @@ def environment(*, quick: bool | None = None, device="cpu") -> dict:
     return env
 
 
+def record_end(env: dict) -> None:
+    """Records the load average at the end of a run in ``env`` (what :func:`environment_line` reports)."""
+    env["load_average_at_end"] = list(os.getloadavg())
+
+
 def environment_line(env: dict, wall_time_s: float, *, with_git: bool = False) -> str:
     """The report line under a title: command, date, versions, threads, CPU, mode, wall time, load average
-    (``env["load_average_at_end"]`` must be set), and with ``with_git`` the git state."""
+    (:func:`record_end` must have run), and with ``with_git`` the git state."""
     git = f", git {git_label(env['git'])}" if with_git else ""
     return (
         f"`{env['command']}` — {env['date_utc']}, torch {env['torch']}, pyro {env['pyro']}, "
