@@ -5,7 +5,7 @@ The teacher is the digit-conditioned WaveNet MAF trained by ``bench_speech.py`` 
 ``results/speech_cpu/model.pt`` when present, else trained here for ``--teacher-minutes``). Both flows model
 mu-law companded audio over a Logistic base; the shared ``MuLaw(...).inv`` tail maps both to waveforms and
 leaves the KL unchanged, so the distillation runs on the MAF and IAF stacks alone
-(:func:`pyro_flows.distill.distillation_loss`, Parallel WaveNet's per-step estimator). The student trains on
+(:func:`pyro_flows.models.distillation_loss`, Parallel WaveNet's per-step estimator). The student trains on
 windows of ``--distill-length`` samples (its WaveNets work at any length; the trained weights are loaded into
 stacks built for the evaluation and generation lengths).
 
@@ -31,7 +31,7 @@ import torch
 from common import environment, environment_line, record_end, write_results
 
 import pyro_flows as pf
-from pyro_flows.distill import DistillationMonitor, distillation_loss
+from pyro_flows.models import DistillationMonitor, distillation_loss
 
 HERE = Path(__file__).resolve().parent
 

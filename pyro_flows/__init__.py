@@ -6,33 +6,15 @@ Every flow is a Pyro ``TransformModule``; put it in ``pyro.distributions.Transfo
 
 __version__ = "0.2.0"
 
-from . import data, distill, loop, masks, models, nn, ops, orderings, protocols, state, validation
-from .base import FAST, Compose, Flow, FlowLike, Inverse
-from .distributions import ConditionalFlowDistribution, FlowDistribution, flow_distribution
+from . import data, loop, masks, models, nn, ops, orderings, protocols, state, transforms, validation
+from . import distill as distill  # deprecated: pyro_flows.models
+from .base import FAST, FlowLike, Inverse, Layer, layers
+from .compose import Compose
+from .distributions import ConditionalFlowDistribution, FlowDistribution, bind, flow_distribution, modules_of
+from .flow import Flow
 from .flows import glow, iaf, maf, nice, planar, radial, realnvp, realnvp_image
 from .train import FitResult, History, TrainingDiverged, fit, nll
-from .transforms import (
-    IAF,
-    MAF,
-    ActNorm,
-    AdditiveCoupling,
-    AffineAutoregressive,
-    AffineCoupling,
-    BatchNorm,
-    Coupling,
-    FactorOut,
-    InvertibleConv1x1,
-    Logit,
-    MuLaw,
-    Permute,
-    Planar,
-    Radial,
-    Rescale,
-    Reverse,
-    Squeeze,
-    depth_to_space,
-    space_to_depth,
-)
+from .transforms import *  # noqa: F403  (the layers: their one list is pyro_flows.transforms.__all__)
 
 __all__ = [
     "__version__",
@@ -42,30 +24,15 @@ __all__ = [
     "Inverse",
     "Compose",
     "FAST",
+    "Layer",
+    "layers",
     "flow_distribution",
     "FlowDistribution",
     "ConditionalFlowDistribution",
+    "bind",
+    "modules_of",
     # transforms
-    "ActNorm",
-    "FactorOut",
-    "InvertibleConv1x1",
-    "Squeeze",
-    "depth_to_space",
-    "space_to_depth",
-    "Logit",
-    "MuLaw",
-    "AdditiveCoupling",
-    "AffineAutoregressive",
-    "AffineCoupling",
-    "BatchNorm",
-    "IAF",
-    "MAF",
-    "Coupling",
-    "Permute",
-    "Planar",
-    "Radial",
-    "Rescale",
-    "Reverse",
+    *transforms.__all__,
     # factories
     "planar",
     "radial",
@@ -83,7 +50,6 @@ __all__ = [
     "TrainingDiverged",
     # modules
     "data",
-    "distill",
     "loop",
     "models",
     "masks",
@@ -92,5 +58,6 @@ __all__ = [
     "orderings",
     "protocols",
     "state",
+    "transforms",
     "validation",
 ]

@@ -1,4 +1,5 @@
-"""A flow and a base distribution as one Pyro distribution, which checks what it is asked to score."""
+"""A flow and a base distribution as one Pyro distribution, which checks what it is asked to score; binding a
+context to such a distribution (:func:`bind`) and the modules that hold its parameters (:func:`modules_of`)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from typing import cast
 
 import pyro.distributions as dist
 import torch
-from pyro.distributions.conditional import ConditionalTransform, ConditionalTransformedDistribution
+from pyro.distributions.conditional import ConditionalTransformedDistribution
 
-from .base import FlowLike
+from .base import FlowLike, layers
+from .base import bind as bind_transforms
 from .validation import check_tensor
 
-__all__ = ["FlowDistribution", "ConditionalFlowDistribution", "flow_distribution"]
+__all__ = ["FlowDistribution", "ConditionalFlowDistribution", "flow_distribution", "bind", "modules_of"]
 
 Tensor = torch.Tensor
 
@@ -65,8 +67,7 @@ class ConditionalFlowDistribution(ConditionalTransformedDistribution):
 
     def condition(self, context: Tensor) -> FlowDistribution:
         base = self.base_dist.condition(context)
-        parts = [t.condition(context) if isinstance(t, ConditionalTransform) else t for t in self.transforms]
-        return FlowDistribution(base, parts)
+        return FlowDistribution(base, bind_transforms(self.transforms, context))
 
 
 def _checked_base(base, what: str):
@@ -123,3 +124,80 @@ def flow_distribution(
         return FlowDistribution(base, flow)
     conditional = ConditionalFlowDistribution(base, [flow])
     return conditional if context is None else conditional.condition(context)
+
+
+def bound_contexts(distribution) -> list[Tensor]:
+    """The distinct contexts bound to a flow distribution's transforms (none for a conditional distribution)."""
+    found: dict[int, Tensor] = {}
+    for t in getattr(distribution, "transforms", []):
+        c = t.bound_context if isinstance(t, FlowLike) else None
+        if c is not None:
+            found.setdefault(id(c), c)
+    return list(found.values())
+
+
+def is_conditional(distribution) -> bool:
+    """Whether ``distribution`` needs a context: a conditional distribution (``.condition(context)``)."""
+    return isinstance(distribution, dist.ConditionalDistribution)
+
+
+def check_distribution(distribution, who: str = "the distribution") -> None:
+    """``TypeError`` unless ``distribution`` is a (conditional) torch/Pyro distribution."""
+    if not isinstance(distribution, (torch.distributions.Distribution, dist.ConditionalDistribution)):
+        raise TypeError(
+            f"{who} must be a flow distribution (pyro_flows.flow_distribution(...)), got {type(distribution).__name__}"
+        )
+
+
+def bind(distribution, context: Tensor | None, *, who: str = "the distribution", what: str = "a context"):
+    """THE binding of a context to a flow distribution: a conditional distribution conditioned on it, a
+    distribution whose transforms are bound already bound anew to it; ``context=None`` returns an
+    unconditional or bound distribution as it is. ``who`` names it and ``what`` the context in errors.
+
+    Raises:
+        TypeError: ``distribution`` is no distribution, or the context no tensor.
+        ValueError: a conditional distribution without a context, or an unconditional one given one.
+
+    Example:
+        >>> import torch, pyro_flows as pf
+        >>> d = pf.flow_distribution(pf.maf(2, num_layers=1, hidden_dims=(8,), context_dim=3))
+        >>> bind(d, torch.zeros(4, 3)).log_prob(torch.zeros(4, 2)).shape
+        torch.Size([4])
+    """
+    check_distribution(distribution, who)
+    conditional = is_conditional(distribution)
+    if context is None:
+        if conditional:
+            raise ValueError(f"{who} is conditional and needs {what}: a tensor of shape (N, context_dim)")
+        return distribution
+    if not isinstance(context, torch.Tensor):
+        raise TypeError(f"{who} expected {what} to be a torch.Tensor, got {type(context).__name__}")
+    if conditional:
+        return distribution.condition(context)
+    if not bound_contexts(distribution):
+        raise ValueError(f"{who} is unconditional but was given {what}")
+    return FlowDistribution(distribution.base_dist, bind_transforms(distribution.transforms, context))
+
+
+def modules_of(distribution_or_transforms) -> list[torch.nn.Module]:
+    """The distinct modules (each layer, once, in sampling order) of a flow distribution's transforms, a
+    transform, or a list of transforms: what holds the parameters a trainer optimizes and puts in train or
+    eval mode. Looks through compositions, inverses and bound views (:func:`pyro_flows.base.layers`).
+
+    Example:
+        >>> import pyro_flows as pf
+        >>> d = pf.flow_distribution(pf.maf(2, num_layers=2, hidden_dims=(8,)))
+        >>> [type(m).__name__ for m in modules_of(d)]
+        ['MAF', 'MAF']
+    """
+    obj = distribution_or_transforms
+    if isinstance(obj, (torch.distributions.Distribution, dist.ConditionalDistribution)):
+        transforms = list(getattr(obj, "transforms", []))
+    else:
+        transforms = list(obj) if isinstance(obj, (list, tuple)) else [obj]
+    found: dict[int, torch.nn.Module] = {}
+    for transform in transforms:
+        for step in layers(transform):
+            if isinstance(step.layer, torch.nn.Module):
+                found.setdefault(id(step.layer), step.layer)
+    return list(found.values())

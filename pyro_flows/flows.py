@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from . import masks
-from .base import Compose
+from .compose import Compose
 from .transforms import (
     IAF,
     MAF,

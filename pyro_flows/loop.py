@@ -20,7 +20,7 @@ import torch
 
 from .validation import is_finite_number, positive_int
 
-__all__ = ["History", "FitResult", "TrainingDiverged", "LoopOptions", "run_loop", "eval_mode"]
+__all__ = ["History", "FitResult", "TrainingDiverged", "LoopOptions", "run_loop", "eval_mode", "minibatches"]
 
 
 @dataclass
@@ -289,3 +289,19 @@ class _State:
             last_finite_loss=self.last_finite_loss,
             history=self.history,
         ) from (value if isinstance(value, ValueError) else None)
+
+
+def minibatches(n: int, batch_size: int, *, seed: int | None) -> Iterator[torch.Tensor]:
+    """Endless minibatch row indices: shuffled epochs, the last incomplete batch of each dropped.
+
+    Every batch indexed with them is a new tensor (indexing copies), which matters:
+    transforms cache ``(x, y)`` by identity, and a tensor seen again would return the
+    previous step's values.
+    """
+    if seed is None:
+        seed = int(torch.randint(2**62, (1,)).item())
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for begin in range(0, n - batch_size + 1, batch_size):
+            yield order[begin : begin + batch_size]

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import torch
 
+from .base import FlowLike
+from .distributions import modules_of
 from .nn import MADE
 from .validation import positive_int
 
@@ -20,15 +22,14 @@ __all__ = ["mades", "resample", "ensemble_log_prob"]
 
 
 def mades(obj) -> Iterator[MADE]:
-    """Every :class:`~pyro_flows.nn.MADE` inside a module, a transform list, or a distribution's transforms."""
-    roots = getattr(obj, "transforms", None) or ([obj] if isinstance(obj, torch.nn.Module) else list(obj))
+    """Every :class:`~pyro_flows.nn.MADE` inside a module, a transform (list), or a distribution's transforms."""
+    roots = [obj] if isinstance(obj, torch.nn.Module) and not isinstance(obj, FlowLike) else modules_of(obj)
     seen = set()
     for root in roots:
-        if isinstance(root, torch.nn.Module):
-            for m in root.modules():
-                if isinstance(m, MADE) and id(m) not in seen:
-                    seen.add(id(m))
-                    yield m
+        for m in root.modules():
+            if isinstance(m, MADE) and id(m) not in seen:
+                seen.add(id(m))
+                yield m
 
 
 def resample(obj, *, ordering: bool = True, hidden: bool = True) -> int:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .loop import History, eval_mode
-from .train import _modules, _parameters
+from .train import distinct_parameters, training_modules
 from .validation import optional_positive_int
 
 if TYPE_CHECKING:
@@ -126,8 +126,8 @@ def plot_density_2d(
         True
     """
     data = _check_2d(data, distribution)
-    modules = _modules(distribution)
-    params = _parameters(modules)
+    modules = training_modules(distribution)
+    params = distinct_parameters(modules)
     like = params[0] if params else data
     count = min(len(data), 20_000) if num_samples is None else num_samples
     xlim, ylim = _bounds(data)

@@ -7,10 +7,11 @@
   (:class:`~pyro_flows.nn.MaskedDense`, :class:`~pyro_flows.nn.ConvResNet`, :class:`~pyro_flows.nn.MADE`);
   an :class:`AutoregressiveConditioner` also has an order (``degrees``) and, optionally, its own fast
   sequential inversion.
-* :class:`FlowTransform`: what every pyro_flows transform is (:class:`~pyro_flows.Flow`,
-  :class:`~pyro_flows.Inverse`, :class:`~pyro_flows.Compose`, the view ``condition`` returns; all subclass
-  :class:`~pyro_flows.FlowLike`): what :class:`~pyro_flows.Compose`, :class:`~pyro_flows.Squeeze` and
-  :class:`~pyro_flows.FactorOut` accept.
+* :class:`AffineOp`: an elementwise op that is affine in its input, ``y = x exp(log_scale) + shift``, and says
+  so (:class:`~pyro_flows.ops.Affine`, :class:`~pyro_flows.ops.GatedAffine`, :class:`~pyro_flows.ops.Additive`):
+  what Parallel WaveNet's per-step distillation estimators need.
+
+What every pyro_flows transform is, is a class (:class:`~pyro_flows.FlowLike`), not a protocol.
 
 They are ``runtime_checkable``, so ``isinstance(obj, ElementwiseOp)`` checks that the members exist (not
 their signatures).
@@ -19,7 +20,7 @@ Example:
     >>> import pyro_flows as pf
     >>> isinstance(pf.ops.Affine(), ElementwiseOp), isinstance(pf.nn.MADE(3, (8,)), AutoregressiveConditioner)
     (True, True)
-    >>> isinstance(pf.Planar(2), FlowTransform)
+    >>> isinstance(pf.ops.GatedAffine(), AffineOp)
     True
 """
 
@@ -30,7 +31,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["ElementwiseOp", "Conditioner", "AutoregressiveConditioner", "FlowTransform"]
+__all__ = ["ElementwiseOp", "AffineOp", "Conditioner", "AutoregressiveConditioner"]
 
 Tensor = torch.Tensor
 
@@ -50,6 +51,15 @@ class ElementwiseOp(Protocol):
 
     def inverse(self, y: Tensor, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """``(x, log|dy/dx|)`` elementwise, the FORWARD map's log-derivative."""
+        ...
+
+
+@runtime_checkable
+class AffineOp(ElementwiseOp, Protocol):
+    """An elementwise op that is affine in its input for fixed parameters."""
+
+    def coefficients(self, params: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """``(log_scale, shift)`` with ``forward(x, params)[0] == x * exp(log_scale) + shift`` elementwise."""
         ...
 
 
@@ -108,19 +118,3 @@ class AutoregressiveConditioner(Conditioner, Protocol):
         log-dets, shaped ``batch_shape``. Runs without gradients (see
         :func:`pyro_flows.nn.sequential_inverse`)."""
         ...
-
-
-@runtime_checkable
-class FlowTransform(Protocol):
-    """The contract of ``pyro_flows.base`` (see :class:`~pyro_flows.FlowLike`), as a protocol."""
-
-    event_shape: torch.Size
-    context_dim: int | None
-    #: One of :data:`pyro_flows.FAST`.
-    fast: str
-
-    def forward_and_log_det(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
-
-    def inverse_and_log_det(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
-
-    def condition(self, context: Tensor) -> FlowTransform: ...

@@ -21,52 +21,37 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from pyro.distributions.conditional import ConditionalTransformedDistribution
-from torch.distributions import ComposeTransform, Transform, TransformedDistribution
-from torch.distributions.transforms import _InverseTransform
+from torch.distributions import TransformedDistribution
 
-from .base import FlowLike
-from .distributions import FlowDistribution
-from .loop import FitResult, History, LoopOptions, TrainingDiverged, eval_mode, run_loop
+from .distributions import bind, bound_contexts, modules_of
+from .loop import FitResult, History, LoopOptions, TrainingDiverged, eval_mode, minibatches, run_loop
 from .validation import is_finite_number, nonnegative_int
 from .validation import positive_int as _check_positive_int
 
-__all__ = ["History", "FitResult", "TrainingDiverged", "fit", "nll"]
+__all__ = ["History", "FitResult", "TrainingDiverged", "fit", "nll", "training_modules", "distinct_parameters"]
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _transform_modules(transform: Transform) -> Iterator[torch.nn.Module]:
-    """Yields the modules inside a transform, looking through compositions and inverses."""
-    if isinstance(transform, torch.nn.Module):
-        yield transform
-    elif isinstance(transform, ComposeTransform):
-        for part in transform.parts:
-            yield from _transform_modules(part)
-    elif isinstance(transform, _InverseTransform):
-        yield from _transform_modules(transform.inv)
-
-
-def _modules(distribution: object) -> list[torch.nn.Module]:
-    """The distinct modules among ``distribution.transforms``."""
+def training_modules(distribution: object) -> list[torch.nn.Module]:
+    """The distinct modules of a flow distribution (:func:`pyro_flows.distributions.modules_of`), after checking
+    that it is one that :func:`fit` and :func:`nll` take."""
     if not isinstance(distribution, (TransformedDistribution, ConditionalTransformedDistribution)):
         raise TypeError(
             "distribution must be a pyro.distributions.TransformedDistribution or a "
             "ConditionalTransformedDistribution (e.g. from pyro_flows.flow_distribution(flow)), got "
             f"{type(distribution).__name__}"
         )
-    modules: dict[int, torch.nn.Module] = {}
-    for transform in distribution.transforms:
-        for module in _transform_modules(transform):
-            modules.setdefault(id(module), module)
-    return list(modules.values())
+    return modules_of(distribution)
 
 
-def _parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
+def distinct_parameters(modules: list[torch.nn.Module]) -> list[torch.nn.Parameter]:
+    """The distinct parameters of ``modules``, each once."""
     params: dict[int, torch.nn.Parameter] = {}
     for module in modules:
         for param in module.parameters():
@@ -120,24 +105,9 @@ class _Rows:
 
     def __init__(self, distribution, context, n: int, name: str):
         self.distribution, self.context = distribution, None
-        conditional = isinstance(distribution, ConditionalTransformedDistribution)
-        bound = (
-            [
-                t.bound_context
-                for t in distribution.transforms
-                if isinstance(t, FlowLike) and t.bound_context is not None
-            ]
-            if not conditional
-            else []
-        )
-        if len({id(c) for c in bound}) > 1:
+        bound = bound_contexts(distribution)
+        if len(bound) > 1:
             raise ValueError("fit/nll support one context per distribution; its transforms are bound to several")
-        if conditional and context is None:
-            raise ValueError(
-                f"a conditional distribution needs {name}'s context: pass it as a tensor of shape (N, context_dim)"
-            )
-        if not conditional and context is not None and not bound:
-            raise ValueError(f"the distribution is unconditional but was given a context for {name}")
         if name == "train" and context is not None and bound and context is not bound[0]:
             raise ValueError(
                 f"the distribution is bound to a context already and was given another for {name}: give the "
@@ -146,6 +116,9 @@ class _Rows:
             )
         if context is None and bound:
             context = bound[0]
+        bound_all = bind(
+            distribution, context, what=f"{name}'s context" if context is None else f"a context for {name}"
+        )
         if context is None:
             return
         if not isinstance(context, torch.Tensor) or not context.is_floating_point():
@@ -159,22 +132,15 @@ class _Rows:
         _check_finite(f"{name}'s context", context.reshape(n, -1) if per_row else context[None])
         if per_row:
             self.context = context
-        elif conditional:
-            self.distribution = distribution.condition(context)
+        else:
+            self.distribution = bound_all
 
     def bind(self, index=None, device=None):
         """The distribution for the rows ``index`` (all rows: ``None``)."""
         if self.context is None:
             return self.distribution
         rows = self.context if index is None else self.context[index]
-        rows = rows.to(device) if device is not None else rows
-        d = self.distribution
-        if isinstance(d, ConditionalTransformedDistribution):
-            return d.condition(rows)
-        parts = [
-            t.condition(rows) if isinstance(t, FlowLike) and t.bound_context is not None else t for t in d.transforms
-        ]
-        return FlowDistribution(d.base_dist, parts)
+        return bind(self.distribution, rows.to(device) if device is not None else rows)
 
 
 def _check_dtype(name: str, data: torch.Tensor, params: list[torch.nn.Parameter]) -> None:
@@ -235,8 +201,8 @@ def nll(
         >>> round(nll(d, torch.zeros(10, 1)), 4)  # 0.5 log(2 pi)
         0.9189
     """
-    modules = _modules(distribution)
-    params = _parameters(modules)
+    modules = training_modules(distribution)
+    params = distinct_parameters(modules)
     data = _check_data("data", data, distribution)
     _check_dtype("data", data, params)
     rows = _Rows(distribution, context, len(data), "data")
@@ -347,8 +313,8 @@ def fit(
     options = LoopOptions(
         steps=steps, eval_every=eval_every, patience=patience, max_seconds=max_seconds, progress=progress
     )
-    modules = _modules(distribution)
-    params = _parameters(modules)
+    modules = training_modules(distribution)
+    params = distinct_parameters(modules)
     if not params:
         raise ValueError("the distribution's transforms have no trainable parameters")
     train, valid = _checked_fit_data(distribution, train, valid, params, preprocess, seed)
@@ -360,7 +326,7 @@ def fit(
 
     device = _device(params, train)
     optimizer = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    batches = _minibatches(len(train), batch_size, seed=seed)
+    batches = minibatches(len(train), batch_size, seed=seed)
 
     def step(k: int) -> float:
         index = next(batches)
@@ -427,22 +393,6 @@ def _check_options(*, lr: float, weight_decay: float, clip_grad: float | None, s
         raise ValueError(f"clip_grad must be a positive finite number or None, got {clip_grad!r}")
     if seed is not None:
         nonnegative_int("seed", seed)
-
-
-def _minibatches(n: int, batch_size: int, *, seed: int | None) -> Iterator[torch.Tensor]:
-    """Endless minibatch row indices: shuffled epochs, the last incomplete batch of each dropped.
-
-    Every batch indexed with them is a new tensor (indexing copies), which matters:
-    transforms cache ``(x, y)`` by identity, and a tensor seen again would return the
-    previous step's values.
-    """
-    if seed is None:
-        seed = int(torch.randint(2**62, (1,)).item())
-    generator = torch.Generator().manual_seed(seed)
-    while True:
-        order = torch.randperm(n, generator=generator)
-        for begin in range(0, n - batch_size + 1, batch_size):
-            yield order[begin : begin + batch_size]
 
 
 def _preprocessed(preprocess, batch: torch.Tensor, seed: int | None, step: int) -> torch.Tensor:

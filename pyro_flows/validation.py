@@ -7,6 +7,7 @@ where an int is expected (``True`` is not a size).
 
 from __future__ import annotations
 
+import contextvars
 import math
 import warnings
 from collections.abc import Sequence
@@ -21,6 +22,9 @@ __all__ = [
     "positive_ints",
     "event_shape",
     "check_tensor",
+    "check_context",
+    "inputs_checked",
+    "trusting",
     "renamed_argument",
 ]
 
@@ -121,6 +125,57 @@ def check_tensor(value, shape: Sequence[int], *, what: str, owner: str, dtype: t
             f"{owner} expected its {what} in its parameters' dtype {dtype}, got {value.dtype}: convert the "
             f"tensor (e.g. .to({dtype})) or the flow (e.g. flow.to({value.dtype}))"
         )
+
+
+def check_context(
+    context, context_dim: int | None, *, owner: str, dtype: torch.dtype | None = None, batch_shape=None, what="input"
+) -> None:
+    """THE context rule: a context exactly when ``context_dim`` is set, a floating tensor of shape
+    ``(*batch, context_dim)`` (of ``dtype`` when given) whose batch shape broadcasts with ``batch_shape`` (the
+    ``what``'s, when given). Every flow, conditioner and distribution checks its context here.
+
+    Raises:
+        TypeError: not a floating tensor, or not of ``dtype``.
+        ValueError: a context given to an unconditional owner, none given to a conditional one, a wrong width,
+            or a batch shape that does not broadcast.
+    """
+    if context_dim is None:
+        if context is not None:
+            raise ValueError(f"{owner} is unconditional (context_dim=None) but was given a context")
+        return
+    if context is None:
+        raise ValueError(
+            f"{owner} is conditional (context_dim={context_dim}) and needs a context: use "
+            f"flow.condition(context) with a tensor of shape (*batch, {context_dim})"
+        )
+    check_tensor(context, (context_dim,), what="context", owner=owner, dtype=dtype)
+    if batch_shape is not None:
+        try:
+            torch.broadcast_shapes(tuple(batch_shape), context.shape[:-1])
+        except RuntimeError:
+            raise ValueError(
+                f"{owner} expected a context whose batch shape broadcasts with the {what}'s {tuple(batch_shape)}, "
+                f"got a context of shape {tuple(context.shape)}"
+            ) from None
+
+
+# Inputs checked at the entry of a flow pass are not checked again by the layers and conditioners it runs.
+_CHECKED = contextvars.ContextVar("pyro_flows_inputs_checked", default=False)
+
+
+def inputs_checked() -> bool:
+    """Whether the current call runs inside a flow pass whose inputs were checked at its entry (a layer's
+    conditioner then skips its own checks; called directly, it checks)."""
+    return _CHECKED.get()
+
+
+def trusting(fn, *args):
+    """``fn(*args)`` with :func:`inputs_checked` true (the caller has checked them)."""
+    token = _CHECKED.set(True)
+    try:
+        return fn(*args)
+    finally:
+        _CHECKED.reset(token)
 
 
 def renamed_argument(kwargs: dict, old: str, new: str, value, *, owner: str):

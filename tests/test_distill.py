@@ -14,7 +14,7 @@ from pyro.infer import SVI, Trace_ELBO
 
 import pyro_flows as pf
 from pyro_flows import ops
-from pyro_flows.distill import (
+from pyro_flows.models import (
     DistillationLoss,
     DistillationMonitor,
     StudentCollapseWarning,
@@ -418,7 +418,7 @@ def test_the_pyro_pair_takes_the_context_by_keyword_and_positionally():
     import pyro
     from pyro.infer import Trace_ELBO
 
-    from pyro_flows.distill import distillation_model_guide
+    from pyro_flows.models import distillation_model_guide
 
     torch.manual_seed(0)
     base = dist.Logistic(torch.zeros(3), torch.ones(3)).to_event(1)

@@ -28,7 +28,7 @@ teacher into a WaveNet IAF, with the KL, entropy and cross-entropy curves; **5.*
 real, a teacher and a student clip; **6.** held-out NLL of both; **7.** sampling speed at $T = 8192$: the
 student's one pass against the teacher's cached and naive generation.
 
-`pyro_flows.distill` has the tools: `distillation_loss`, `distillation_model_guide`, `DistillationMonitor`,
+`pyro_flows.models` has the tools: `distillation_loss`, `distillation_model_guide`, `DistillationMonitor`,
 `power_loss`. Everything runs on one CPU thread in under five minutes: the teacher trains for a minute and a half,
 two students for a minute and for a minute and a half. That is far from the published models (days on many
 accelerators), as the samples will show.
@@ -56,7 +56,7 @@ from IPython.display import Audio, display
 from pyro.infer import SVI, Trace_ELBO
 
 import pyro_flows as pf
-from pyro_flows.distill import (
+from pyro_flows.models import (
     DistillationMonitor,
     StudentCollapseWarning,
     distillation_loss,

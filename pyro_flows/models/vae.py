@@ -20,12 +20,11 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO
 from torch import nn
 
-from ..base import Compose
+from ..compose import Compose
 from ..data import binarize
 from ..distributions import flow_distribution
-from ..loop import LoopOptions, run_loop
+from ..loop import LoopOptions, minibatches, run_loop
 from ..ops import GatedAffine
-from ..train import _minibatches
 from ..transforms import IAF, Planar
 from ..validation import is_finite_number, nonnegative_int, positive_int, positive_ints
 
@@ -340,7 +339,7 @@ def fit_vae(
     warmup = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: min(1.0, (k + 1) / lr_warmup_steps) if lr_warmup_steps else 1.0
     )
-    batches = _minibatches(len(train), batch_size, seed=seed)
+    batches = minibatches(len(train), batch_size, seed=seed)
     elbo = Trace_ELBO(max_plate_nesting=1)
 
     def step(k: int) -> float:

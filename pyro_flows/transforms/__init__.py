@@ -1,6 +1,7 @@
-"""The transforms: each a :class:`pyro_flows.base.Flow`."""
+"""The transforms: each a :class:`~pyro_flows.Flow`. ``__all__`` here is the one list of them: ``pyro_flows``
+exports every name in it."""
 
-from .autoregressive import IAF, MAF, AffineAutoregressive
+from .autoregressive import IAF, MAF, AffineAutoregressive, set_inversion
 from .coupling import AdditiveCoupling, AffineCoupling, Coupling
 from .elementwise import Rescale
 from .image import FactorOut, InvertibleConv1x1, Squeeze, depth_to_space, space_to_depth
@@ -31,4 +32,5 @@ __all__ = [
     "Radial",
     "Rescale",
     "Reverse",
+    "set_inversion",
 ]

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 
 import torch
 
-from ..base import Flow, as_event_shape, sum_rightmost
+from ..base import as_event_shape, layers, sum_rightmost
+from ..flow import Flow
 from ..nn import MADE, default_hidden_dims
 from ..ops import Affine
 from ..protocols import AutoregressiveConditioner, ElementwiseOp
 from ..validation import renamed_argument
 
-__all__ = ["AffineAutoregressive", "MAF", "IAF"]
+__all__ = ["AffineAutoregressive", "MAF", "IAF", "set_inversion"]
 
 
 class AffineAutoregressive(Flow):
@@ -163,7 +164,8 @@ class AffineAutoregressive(Flow):
         self._inversion = value
 
     # The two sides of the map, in terms of u (the network's input) and v.
-    def _params(self, u, context):
+    def params(self, u: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """The op's parameters at ``u`` (the conditioner's output: ``op.num_params`` tensors shaped like ``u``)."""
         params = self.conditioner(u, context)
         if len(params) != self.op.num_params:
             raise ValueError(
@@ -173,7 +175,7 @@ class AffineAutoregressive(Flow):
         return params
 
     def _u_to_v(self, u, context):
-        v, ld = self.op.forward(u, self._params(u, context))
+        v, ld = self.op.forward(u, self.params(u, context))
         return v, sum_rightmost(ld, self.event_dim)
 
     def _v_to_u(self, v, context):
@@ -224,7 +226,7 @@ class AffineAutoregressive(Flow):
         top = int(degrees.max())
         u = torch.zeros_like(v)
         for k in range(1, top + 1):
-            candidate, ld = self.op.inverse(v, self._params(u, context))
+            candidate, ld = self.op.inverse(v, self.params(u, context))
             u = candidate if k == top else torch.where(degrees == k, candidate, u)
         return u, sum_rightmost(ld, self.event_dim)
 
@@ -290,3 +292,30 @@ class IAF(AffineAutoregressive):
         self, event_shape: int | Sequence[int] | None = None, hidden_dims: Sequence[int] | None = None, **kwargs
     ):
         super().__init__(event_shape, hidden_dims, fast="forward", **kwargs)
+
+
+def set_inversion(flow, mode: str) -> int:
+    """Sets :attr:`AffineAutoregressive.inversion` to ``mode`` on every autoregressive layer of ``flow`` (any
+    transform or list of them; found by :func:`pyro_flows.layers`); returns how many were set.
+
+    Raises:
+        ValueError: ``mode`` is no inversion strategy, or ``flow`` has no autoregressive layer.
+
+    Example:
+        >>> import pyro_flows as pf
+        >>> set_inversion(pf.maf(3, num_layers=2, hidden_dims=(8,)), "recursive")
+        2
+    """
+    if mode not in AffineAutoregressive.INVERSIONS:
+        raise ValueError(f"inversion must be one of {AffineAutoregressive.INVERSIONS}, got {mode!r}")
+    found = {
+        id(step.layer): step.layer
+        for t in (flow if isinstance(flow, (list, tuple)) else [flow])
+        for step in layers(t)
+        if isinstance(step.layer, AffineAutoregressive)
+    }
+    if not found:
+        raise ValueError(f"set_inversion found no autoregressive (MAF/IAF) layer in {type(flow).__name__}")
+    for layer in found.values():
+        layer.inversion = mode
+    return len(found)

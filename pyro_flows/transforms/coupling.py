@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from .. import masks
-from ..base import Flow, as_event_shape, sum_rightmost
+from ..base import as_event_shape, sum_rightmost
+from ..flow import Flow
 from ..nn import ConvResNet, MaskedDense, default_hidden_dims
 from ..ops import Additive, Affine
 from ..protocols import Conditioner, ElementwiseOp

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..base import Flow
+from ..flow import Flow
 from ..nn import Hypernet
 from ..ops import Affine
 

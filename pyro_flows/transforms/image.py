@@ -22,7 +22,8 @@ import math
 import torch
 from torch import nn
 
-from ..base import Flow, FlowLike, as_event_shape
+from ..base import FlowLike, as_event_shape
+from ..flow import Flow
 from ..validation import positive_int
 
 __all__ = ["InvertibleConv1x1", "Squeeze", "FactorOut", "space_to_depth", "depth_to_space"]

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .. import state
-from ..base import Flow, as_event_shape
+from ..base import as_event_shape
+from ..flow import Flow
 from ..ops import Affine, log_scale
 from ..validation import is_finite_number
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..base import Flow
+from ..flow import Flow
 from ..validation import positive_int
 
 __all__ = ["Permute", "Reverse"]

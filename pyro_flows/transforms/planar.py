@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..base import Flow
+from ..flow import Flow
 from ..nn import Hypernet
 
 __all__ = ["Planar", "MARGIN"]

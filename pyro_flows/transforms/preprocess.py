@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import constraints
 
-from ..base import Flow, as_event_shape, sum_rightmost
+from ..base import as_event_shape, sum_rightmost
+from ..flow import Flow
 from ..validation import is_finite_number
 
 __all__ = ["Logit", "MuLaw"]
