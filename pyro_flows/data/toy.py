@@ -45,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .validation import is_finite_number
+from ..validation import is_finite_number
 
 __all__ = [
     "binarized_mnist",
