@@ -38,8 +38,8 @@ LN_STEP = math.log(32768.0)
 
 def load(window: int, n: int | None):
     train = pf.data.spoken_digits("train")
-    test = pf.data.spoken_digits("test", window=window, dequantize=True, seed=1)
-    valid = pf.data.spoken_digits("valid", window=window, dequantize=True, seed=2)
+    test = pf.data.spoken_digits("test", window=window, add_noise=True, seed=1)
+    valid = pf.data.spoken_digits("valid", window=window, add_noise=True, seed=2)
     if n:
         test, valid = (s._replace(x=s.x[:n], digit=s.digit[:n]) for s in (test, valid))
     return train, valid, test
@@ -120,7 +120,7 @@ def train(flow, base, train_clips, valid, T, args, seconds) -> dict:
     start, steps, curve = time.perf_counter(), 0, []
     best = (math.inf, None)
     while time.perf_counter() - start < seconds:
-        w = pf.data.speech_windows(train_clips, T, dequantize=True, generator=gen, drop_short=True)
+        w = pf.data.speech_windows(train_clips, T, add_noise=True, generator=gen, drop_short=True)
         order = torch.randperm(len(w.x), generator=gen)
         for i in range(0, len(order) - args.batch + 1, args.batch):
             idx = order[i : i + args.batch]
@@ -232,7 +232,7 @@ def main():
 
     print("linear AR(32) ...", flush=True)
     train_w = pf.data.speech_windows(
-        train_clips, T, dequantize=True, generator=torch.Generator().manual_seed(0), drop_short=True
+        train_clips, T, add_noise=True, generator=torch.Generator().manual_seed(0), drop_short=True
     )
     models["linear-ar32"] = linear_ar(train_w.x, test.x)
 

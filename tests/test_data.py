@@ -1,4 +1,4 @@
-"""Tests of pyro_flows.data: toy 2-D densities, digits, load()."""
+"""Tests of pyro_flows.data: toy 2-D densities, digits, load(), MNIST, pixels, spoken digits, the .npz reader."""
 
 import math
 
@@ -244,21 +244,21 @@ def test_spoken_digits_train_windows_are_random_and_seeded():
 
 def test_spoken_digits_dequantization_adds_less_than_one_step():
     plain = _spoken("valid", window=256)
-    noisy = _spoken("valid", window=256, dequantize=True)
+    noisy = _spoken("valid", window=256, add_noise=True)
     step = (noisy.x - plain.x) * 32768
     assert float(step.min()) >= 0 and float(step.max()) < 1 + 1e-3  # float32 rounding near |x| = 1
     assert float(step.mean()) == pytest.approx(0.5, abs=0.01)
     assert float(noisy.x.max()) < 1.0 and float(noisy.x.min()) >= -1.0
-    assert torch.equal(noisy.x, _spoken("valid", window=256, dequantize=True).x)  # seeded
-    assert not torch.equal(noisy.x, _spoken("valid", window=256, dequantize=True, seed=1).x)
-    whole = _spoken("test", dequantize=True)
+    assert torch.equal(noisy.x, _spoken("valid", window=256, add_noise=True).x)  # seeded
+    assert not torch.equal(noisy.x, _spoken("valid", window=256, add_noise=True, seed=1).x)
+    whole = _spoken("test", add_noise=True)
     assert whole.x.shape == (240, 8192) and float(whole.x.max()) < 1.0
 
 
 def test_speech_windows_makes_fresh_crops_from_whole_clips():
     clips = _spoken("valid")
     g = torch.Generator().manual_seed(3)
-    a = data.speech_windows(clips, 700, generator=g, dequantize=True)
+    a = data.speech_windows(clips, 700, generator=g, add_noise=True)
     b = data.speech_windows(clips, 700, generator=g)
     assert a.x.shape == b.x.shape == (240, 700)
     assert not torch.equal(a.start, b.start)
@@ -322,6 +322,171 @@ def test_spoken_digits_is_in_the_package_namespace():
     import pyro_flows as pf
 
     assert pf.data.spoken_digits is data.spoken_digits and "spoken_digits" in data.__all__
+
+
+def _tiny_speech_file(folder):
+    """A spoken_digits.npz of two 16-bit clips per split (lengths 6 and 8, padded to 8 samples)."""
+    arrays = {"sample_rate": np.array(8000)}
+    for i, split in enumerate(data.SPEECH_SPLITS):
+        padding = np.array([[1] * 6 + [0] * 2, [1] * 8])
+        arrays[f"{split}_x"] = (np.arange(16).reshape(2, 8) * 100 * padding).astype(np.int16)
+        arrays[f"{split}_digit"] = np.array([1, 2])
+        arrays[f"{split}_speaker"] = np.array([f"s{2 * i}", f"s{2 * i + 1}"])
+        arrays[f"{split}_length"] = np.array([6, 8])
+    np.savez(folder / "spoken_digits.npz", **arrays)
+    return folder / "spoken_digits.npz"
+
+
+def test_spoken_digits_add_noise_and_its_deprecated_name(tmp_path):
+    path = _tiny_speech_file(tmp_path)
+    plain = data.spoken_digits("valid", path=path)
+    noisy = data.spoken_digits("valid", path=path, add_noise=True)
+    assert plain.x.shape == (2, 8) and plain.speakers == ("s0", "s1", "s2", "s3", "s4", "s5")
+    step = (noisy.x - plain.x) * 32768
+    assert float(step.min()) >= 0 and float(step.max()) < 1
+    with pytest.warns(DeprecationWarning, match="spoken_digits: dequantize= is deprecated.*use add_noise=") as record:
+        old = data.spoken_digits("valid", path=path, dequantize=True)
+    assert record[0].filename == __file__  # the warning points at the caller
+    assert torch.equal(old.x, noisy.x)
+    with pytest.warns(DeprecationWarning, match="use add_noise="):
+        window = data.spoken_digits("valid", path=path, window=4, dequantize=False)
+    assert window.start.tolist() == [1, 2]  # centered: (length - 4) // 2
+    assert torch.equal(window.x, torch.stack([plain.x[0, 1:5], plain.x[1, 2:6]]))
+    with pytest.raises(TypeError, match="both add_noise= and its deprecated name dequantize="):
+        data.spoken_digits("valid", path=path, add_noise=True, dequantize=True)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'windw'"):
+        data.spoken_digits("valid", path=path, windw=4)
+
+
+def test_speech_windows_add_noise_and_its_deprecated_name():
+    x = torch.arange(20.0).reshape(2, 10) / 32768
+    clips = data.Speech(
+        x, torch.tensor([1, 2]), torch.tensor([0, 1]), ("a", "b"), torch.tensor([6, 9]), torch.zeros(2).long(), 8000
+    )
+    new = data.speech_windows(clips, 4, center=True, add_noise=True, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DeprecationWarning, match="speech_windows: dequantize= is deprecated.*use add_noise=") as record:
+        old = data.speech_windows(clips, 4, center=True, dequantize=True, generator=torch.Generator().manual_seed(0))
+    assert record[0].filename == __file__
+    assert torch.equal(new.x, old.x) and not torch.equal(new.x, data.speech_windows(clips, 4, center=True).x)
+    with pytest.raises(TypeError, match="both add_noise= and its deprecated name dequantize="):
+        data.speech_windows(clips, 4, add_noise=False, dequantize=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"add_noise": "yes"}, "add_noise must be True or False, got 'yes'"),
+        ({"add_noise": 1}, "add_noise must be True or False, got 1"),
+        ({"drop_short": "no"}, "drop_short must be True or False, got 'no'"),
+    ],
+)
+def test_spoken_digits_flags_are_bools_only(kwargs, match):
+    # checked before the file is read, so no data are needed
+    with pytest.raises(TypeError, match=match):
+        data.spoken_digits("valid", path="/nonexistent/spoken_digits.npz", **kwargs)
+
+
+def test_spoken_digits_deprecated_flag_is_bools_only_too():
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="add_noise must be True or False"):
+        data.spoken_digits("valid", path="/nonexistent/spoken_digits.npz", dequantize="yes")
+
+
+@pytest.mark.parametrize("flag", ["center", "add_noise", "drop_short"])
+def test_speech_windows_flags_are_bools_only(flag):
+    clips = data.Speech(
+        torch.zeros(1, 4), torch.tensor([1]), torch.tensor([0]), ("a",), torch.tensor([4]), torch.zeros(1).long(), 8000
+    )
+    with pytest.raises(TypeError, match=f"speech_windows: {flag} must be True or False, got 'no'"):
+        data.speech_windows(clips, 2, **{flag: "no"})
+
+
+# --------------------------------------------------------------------------- the .npz files: one reader, clear errors
+
+_LOADERS = {
+    "mnist": (data.mnist, "mnist.npz", "x_train, x_valid, x_test"),
+    "binarized_mnist": (data.binarized_mnist, "binarized_mnist.npz", "train, valid, test"),
+    "spoken_digits": (lambda path: data.spoken_digits("valid", path=path), "spoken_digits.npz", "train_speaker"),
+}
+
+
+@pytest.mark.parametrize("loader", sorted(_LOADERS))
+def test_loaders_refuse_a_path_that_is_not_a_path(loader):
+    load, _, _ = _LOADERS[loader]
+    with pytest.raises(TypeError, match=r"path must be a path \(str or os.PathLike\).*got int"):
+        load(3)
+
+
+@pytest.mark.parametrize("loader", sorted(_LOADERS))
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not an archive", b"PK\x03\x04truncated zip", "npy"],
+    ids=["empty", "text", "truncated", "npy"],
+)
+def test_loaders_name_the_file_when_it_is_empty_or_corrupt(tmp_path, loader, content):
+    load, name, _ = _LOADERS[loader]
+    path = tmp_path / name
+    if content == "npy":
+        with open(path, "wb") as f:  # a bare .npy array under the .npz name
+            np.save(f, np.arange(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"cannot read .* from {path}: it is not a .npz archive"):
+        load(path)
+    with pytest.raises(ValueError, match=str(path)):
+        load(tmp_path)  # the folder holding it
+
+
+@pytest.mark.parametrize("loader", sorted(_LOADERS))
+def test_loaders_name_the_file_when_an_array_is_damaged(tmp_path, loader):
+    load, name, _ = _LOADERS[loader]
+    good = tmp_path / "good.npz"
+    keys = {"mnist": ["x_train", "x_valid", "x_test"], "binarized_mnist": ["train", "valid", "test"]}.get(loader)
+    if keys is None:
+        good = _tiny_speech_file(tmp_path)
+    else:
+        np.savez(good, **{k: np.full((1, 784), 7, dtype=np.uint8) for k in keys})
+    raw = bytearray(good.read_bytes())
+    raw[raw.index(b"\x07\x07\x07") if keys else len(raw) // 3] ^= 0xFF  # one byte of the data: a bad CRC
+    bad = tmp_path / name
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=f"cannot read .* from {bad}"):
+        load(bad)
+
+
+@pytest.mark.parametrize("loader", sorted(_LOADERS))
+def test_loaders_name_the_missing_keys_and_the_file(tmp_path, loader):
+    load, name, missing = _LOADERS[loader]
+    wrong = tmp_path / "other.npz"
+    np.savez(wrong, something=np.zeros(3))
+    with pytest.raises(ValueError, match=f"{wrong} lacks the keys {missing}.*it has: something"):
+        load(wrong)
+    empty = tmp_path / name
+    np.savez(empty)  # a valid archive with no arrays
+    with pytest.raises(ValueError, match=f"{empty} lacks the keys {missing}.*no arrays"):
+        load(tmp_path)
+
+
+def test_spoken_digits_from_an_mnist_file_names_the_missing_keys(tmp_path):
+    mnist = tmp_path / "mnist.npz"
+    np.savez(mnist, **{k: np.zeros((1, 28, 28), np.uint8) for k in ("x_train", "x_valid", "x_test")})
+    with pytest.raises(ValueError, match=f"{mnist} lacks the keys train_speaker, valid_speaker, .*sample_rate"):
+        data.spoken_digits("valid", path=mnist)
+
+
+def test_loaders_read_a_file_of_any_name_it_is_given(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not data")
+    with pytest.raises(ValueError, match=f"from {text}: it is not a .npz archive"):
+        data.mnist(text)  # an existing file is read as given, whatever its suffix
+    arrays = {k: np.full((n, 28, 28), 9, np.uint8) for k, n in (("x_train", 3), ("x_valid", 2), ("x_test", 1))}
+    np.savez(tmp_path / "mine.npz", **arrays)
+    split = data.mnist(tmp_path / "mine.npz")
+    assert [tuple(t.shape) for t in split] == [(3, 1, 28, 28), (2, 1, 28, 28), (1, 1, 28, 28)]
+    assert split.train.dtype == torch.uint8 and int(split.test.max()) == 9
+    packed = {k: np.packbits(np.ones((n, 784), np.uint8), axis=1) for k, n in (("train", 2), ("valid", 1), ("test", 1))}
+    np.savez(tmp_path / "binarized_mnist.npz", **packed)
+    binary = data.binarized_mnist(tmp_path)
+    assert binary.train.shape == (2, 1, 28, 28) and binary.train.dtype == torch.float32 and bool(binary.valid.all())
 
 
 # --------------------------------------------------------------------------- MuLaw

@@ -151,7 +151,7 @@ convolutions; WaveNet repeats such blocks to see further.
 
 `pf.data.spoken_digits` holds "zero" to "nine" spoken by 32 synthetic voices at 8 kHz, split by speaker (24
 train voices, 4 validation, 4 test: the test NLL is on **unheard voices**). With `window=T` each clip gives one
-window of $T$ samples inside the clip (random in train, centered in valid and test); `dequantize=True` adds one
+window of $T$ samples inside the clip (random in train, centered in valid and test); `add_noise=True` adds one
 16-bit quantization step of uniform noise, so that a density of the waveform lower-bounds the probability of the
 integers, as for images. We take three random windows per training clip.
 
@@ -175,11 +175,11 @@ The model, over events of shape $(1, T)$ (one channel, $T$ time steps):
 T = 128 if SMOKE else 1024  # samples per window: 16 or 128 ms at 8 kHz
 CROPS = 1 if SMOKE else 3   # random windows per training clip
 # drop_short=True leaves out the clips shorter than T (none for these T; the shortest clip has 1920 samples)
-parts = [pf.data.spoken_digits("train", window=T, dequantize=True, drop_short=True, seed=s) for s in range(CROPS)]
+parts = [pf.data.spoken_digits("train", window=T, add_noise=True, drop_short=True, seed=s) for s in range(CROPS)]
 train_x = torch.cat([p.x for p in parts])[:, None, :]  # (N, 1, T): the flow's event is (channels, time)
 train_c = onehot(torch.cat([p.digit for p in parts]))
-valid = pf.data.spoken_digits("valid", window=T, dequantize=True, seed=2)
-test = pf.data.spoken_digits("test", window=T, dequantize=True, seed=1)
+valid = pf.data.spoken_digits("valid", window=T, add_noise=True, seed=2)
+test = pf.data.spoken_digits("test", window=T, add_noise=True, seed=1)
 n_eval = 20 if SMOKE else None
 valid_x, valid_c = valid.x[:n_eval, None, :], onehot(valid.digit[:n_eval])
 test_x, test_c = test.x[:n_eval, None, :], onehot(test.digit[:n_eval])

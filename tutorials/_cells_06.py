@@ -155,7 +155,7 @@ class Counter:
 L = 32 if SMOKE else 128
 small_teacher, small_student = teacher_stack(L), student_stack(L)
 counter = Counter([m for m in (*small_teacher.modules(), *small_student.modules()) if isinstance(m, pf.nn.WaveNet)])
-clips = pf.data.spoken_digits("test", window=L, dequantize=True, seed=1)
+clips = pf.data.spoken_digits("test", window=L, add_noise=True, seed=1)
 x, c = clips.x[:2, None, :], onehot(clips.digit[:2])  # two real windows (1, L) and their digits
 teacher_L = pf.flow_distribution(small_teacher, base=logistic(L), context=c)
 student_L = pf.flow_distribution(small_student, base=logistic(L), context=c)
@@ -213,11 +213,11 @@ parameters are frozen (`requires_grad_(False)`): distillation trains the student
         "code",
         r"""
 CROPS = 1 if SMOKE else 3  # random windows per training clip
-parts = [pf.data.spoken_digits("train", window=T, dequantize=True, drop_short=True, seed=s) for s in range(CROPS)]
+parts = [pf.data.spoken_digits("train", window=T, add_noise=True, drop_short=True, seed=s) for s in range(CROPS)]
 train_x = torch.cat([p.x for p in parts])[:, None, :]  # (N, 1, T)
 train_c = onehot(torch.cat([p.digit for p in parts]))
-valid = pf.data.spoken_digits("valid", window=T, dequantize=True, seed=2)
-test = pf.data.spoken_digits("test", window=T, dequantize=True, seed=1)  # the centered window of each clip
+valid = pf.data.spoken_digits("valid", window=T, add_noise=True, seed=2)
+test = pf.data.spoken_digits("test", window=T, add_noise=True, seed=1)  # the centered window of each clip
 n_eval = 20 if SMOKE else None
 valid_x, valid_c = valid.x[:n_eval, None, :], onehot(valid.digit[:n_eval])
 test_x, test_c = test.x[:n_eval, None, :], onehot(test.digit[:n_eval])
@@ -476,7 +476,7 @@ timings = {}  # (who, batch) -> seconds of one sampling run
 generate(student_G, one)  # warm-up
 (student_clip,), timings["student", 1] = generate(student_G, one)
 (teacher_clip,), timings["teacher cached", 1] = generate(teacher_G, one)
-whole = pf.data.spoken_digits("test", dequantize=True)  # whole clips, padded to 8192 samples with 16-bit noise
+whole = pf.data.spoken_digits("test", add_noise=True)  # whole clips, padded to 8192 samples with 16-bit noise
 longest = int(torch.where(whole.digit == DIGIT, whole.length, 0).argmax())
 real_clip = whole.x[longest, :G]
 print(f"digit {DIGIT}, {G} samples: teacher (cached) {timings['teacher cached', 1]:.2f} s, student {timings['student', 1]:.3f} s")
