@@ -8,19 +8,9 @@ from __future__ import annotations
 import warnings
 
 from . import models
+from .models import distill, monitor, power
 
-__all__ = [
-    "ESTIMATORS",
-    "DistillationLoss",
-    "StepConditionals",
-    "distillation_loss",
-    "student_conditionals",
-    "teacher_conditionals",
-    "distillation_model_guide",
-    "DistillationMonitor",
-    "StudentCollapseWarning",
-    "power_loss",
-]
+__all__ = [*distill.__all__, *monitor.__all__, *power.__all__]
 
 
 def __getattr__(name: str):

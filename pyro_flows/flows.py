@@ -163,17 +163,32 @@ def _with_conditioners(layer, event_shape, num_layers, conditioner, context_dim,
     return Compose(parts)
 
 
-def maf(
-    event_shape: int | Sequence[int] | None = None,
-    *,
-    num_layers: int = 5,
-    hidden_dims: Sequence[int] | None = None,
-    ordering: str = "reversed",
-    context_dim: int | None = None,
-    batch_norm: bool = False,
-    seed: int | None = None,
-    **kwargs,
-) -> Compose:
+def _stack_factory(layer, name: str, doc: str):
+    """The factory ``name`` of ``layer`` stacks: maf and iaf are this one signature with another layer."""
+
+    def factory(
+        event_shape: int | Sequence[int] | None = None,
+        *,
+        num_layers: int = 5,
+        hidden_dims: Sequence[int] | None = None,
+        ordering: str = "reversed",
+        context_dim: int | None = None,
+        batch_norm: bool = False,
+        seed: int | None = None,
+        **kwargs,
+    ) -> Compose:
+        return _autoregressive(
+            layer, name, event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs
+        )
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return factory
+
+
+maf = _stack_factory(
+    MAF,
+    "maf",
     """MAF: ``num_layers`` :class:`~pyro_flows.transforms.MAF` layers whose MADE orderings alternate
     (``"reversed"``) or are drawn at random (``"random"``, seeded by ``seed``). Fast: inverse (density).
     ``hidden_dims`` defaults to :func:`~pyro_flows.nn.default_hidden_dims` (two layers of ``10 * D`` units
@@ -182,7 +197,7 @@ def maf(
     Other conditioners: ``conditioner=lambda i: net`` builds layer ``i``'s own conditioner (a
     :class:`~pyro_flows.nn.WaveNet` for ``event_shape = (C, T)``, a :class:`~pyro_flows.nn.PixelCNN` for
     ``(C, H, W)``, ...); the MADE options (``hidden_dims``, ``ordering``, ``seed``, ``batch_norm``) are then
-    refused, as the conditioners would ignore them.
+    refused, as the conditioners would ignore them. Other keyword options go to every layer.
 
     Example:
         >>> flow = maf(3, num_layers=2, hidden_dims=(8,))
@@ -191,25 +206,14 @@ def maf(
 
     References:
         Papamakarios, Pavlakou & Murray, Masked Autoregressive Flow for Density Estimation, arXiv:1705.07057.
-    """
-    return _autoregressive(
-        MAF, "maf", event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs
-    )
+    """,
+)
 
-
-def iaf(
-    event_shape: int | Sequence[int] | None = None,
-    *,
-    num_layers: int = 5,
-    hidden_dims: Sequence[int] | None = None,
-    ordering: str = "reversed",
-    context_dim: int | None = None,
-    batch_norm: bool = False,
-    seed: int | None = None,
-    **kwargs,
-) -> Compose:
-    """IAF: ``num_layers`` :class:`~pyro_flows.transforms.IAF` layers with alternating or random orderings.
-    Fast: forward (sampling, and the log-density of its own samples).
+iaf = _stack_factory(
+    IAF,
+    "iaf",
+    """IAF: ``num_layers`` :class:`~pyro_flows.transforms.IAF` layers with alternating or random orderings, the
+    options of :func:`maf`. Fast: forward (sampling, and the log-density of its own samples).
 
     Example:
         >>> len(iaf(3, num_layers=2, hidden_dims=(8,)).parts)
@@ -217,10 +221,8 @@ def iaf(
 
     References:
         Kingma et al., Improving Variational Inference with Inverse Autoregressive Flow, arXiv:1606.04934.
-    """
-    return _autoregressive(
-        IAF, "iaf", event_shape, num_layers, hidden_dims, ordering, context_dim, batch_norm, seed, kwargs
-    )
+    """,
+)
 
 
 # --- images ------------------------------------------------------------------------------------------------

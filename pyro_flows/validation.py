@@ -23,6 +23,7 @@ __all__ = [
     "event_shape",
     "check_tensor",
     "check_context",
+    "check_conditioner_call",
     "inputs_checked",
     "trusting",
     "renamed_argument",
@@ -169,13 +170,27 @@ def inputs_checked() -> bool:
     return _CHECKED.get()
 
 
-def trusting(fn, *args):
-    """``fn(*args)`` with :func:`inputs_checked` true (the caller has checked them)."""
+def trusting(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` with :func:`inputs_checked` true (the caller has checked its inputs)."""
     token = _CHECKED.set(True)
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     finally:
         _CHECKED.reset(token)
+
+
+def check_conditioner_call(conditioner, x, context, event_shape: Sequence[int]) -> None:
+    """What a conditioner checks when it is called directly (inside a flow pass the layer checked already, see
+    :func:`inputs_checked`): ``x`` a floating tensor in the parameters' dtype (its shape the conditioner
+    checks itself), and the
+    context by :func:`check_context` (``conditioner.context_dim``)."""
+    if inputs_checked():
+        return
+    owner = type(conditioner).__name__
+    dtype = next((p.dtype for p in conditioner.parameters() if p.is_floating_point()), None)
+    check_tensor(x, (), what="input", owner=owner, dtype=dtype)  # its shape: the conditioner's own checks
+    batch = x.shape[: max(0, x.dim() - len(event_shape))]
+    check_context(context, conditioner.context_dim, owner=owner, dtype=dtype, batch_shape=batch)
 
 
 def renamed_argument(kwargs: dict, old: str, new: str, value, *, owner: str):

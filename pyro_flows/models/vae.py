@@ -26,7 +26,7 @@ from ..distributions import flow_distribution
 from ..loop import LoopOptions, minibatches, run_loop
 from ..ops import GatedAffine
 from ..transforms import IAF, Planar
-from ..validation import is_finite_number, nonnegative_int, positive_int, positive_ints
+from ..validation import inputs_checked, is_finite_number, nonnegative_int, positive_int, positive_ints, trusting
 
 __all__ = ["VAE", "log_likelihood", "negative_elbo", "fit_vae", "POSTERIORS"]
 
@@ -179,14 +179,17 @@ class VAE(nn.Module):
                 ]
             )
 
-    def _check(self, x: torch.Tensor) -> torch.Tensor:
+    def check_images(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` if it is a floating tensor of 0/1 images of ``image_shape`` (``TypeError``/``ValueError``
+        otherwise). The 0/1 test (a host sync) is skipped inside :func:`fit_vae`, which tests all its data
+        once (:func:`pyro_flows.validation.inputs_checked`)."""
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"VAE expected a floating tensor of 0/1 images, got {getattr(x, 'dtype', type(x))}")
         if x.dim() < len(self.image_shape) + 1 or tuple(x.shape[-len(self.image_shape) :]) != self.image_shape:
             raise ValueError(
                 f"VAE expected images of shape (N, {', '.join(map(str, self.image_shape))}), got {tuple(x.shape)}"
             )
-        if not bool(((x == 0) | (x == 1)).all()):
+        if not inputs_checked() and not bool(((x == 0) | (x == 1)).all()):
             raise ValueError(
                 "VAE's Bernoulli likelihood expected binary images (0s and 1s); binarize them first "
                 "(pyro_flows.data.binarize for dynamic binarization)"
@@ -200,7 +203,7 @@ class VAE(nn.Module):
 
     def posterior(self, x: torch.Tensor):
         """The guide's distribution ``q(z | x)`` for a batch: a flow distribution over ``z``."""
-        mu, scale, h = self.encode(self._check(x))
+        mu, scale, h = self.encode(self.check_images(x))
         base = dist.Normal(mu, scale).to_event(1)
         return base if self.flow is None else flow_distribution(self.flow, base=base, context=h)
 
@@ -217,7 +220,7 @@ class VAE(nn.Module):
     def model(self, x: torch.Tensor, *, beta: float = 1.0, scale: float = 1.0) -> None:
         """The generative model for a minibatch ``x`` (observed)."""
         pyro.module("vae", self)
-        x = self._check(x)
+        x = self.check_images(x)
         with pyro.plate("data", x.shape[0]), poutine.scale(scale=scale):
             with poutine.scale(scale=beta):
                 z = pyro.sample("z", self.prior((x.shape[0],)))
@@ -327,9 +330,9 @@ def fit_vae(
         if train.dtype != torch.uint8:
             raise TypeError("dynamic_binarization expects uint8 pixels in train (e.g. pyro_flows.data.mnist())")
     else:
-        vae._check(train[:batch_size])
+        vae.check_images(train)
     if valid is not None:
-        vae._check(valid)
+        vae.check_images(valid)
     options = LoopOptions(
         steps=steps, eval_every=eval_every, patience=patience, max_seconds=max_seconds, progress=progress
     )
@@ -349,9 +352,9 @@ def fit_vae(
         beta = min(1.0, k / kl_warmup_steps) if kl_warmup_steps else 1.0
         opt.zero_grad(set_to_none=True)
         if free_bits:
-            loss = _free_bits_loss(vae, x, beta, free_bits)
+            loss = trusting(_free_bits_loss, vae, x, beta, free_bits)
         else:
-            loss = elbo.differentiable_loss(vae.model, vae.guide, x, beta=beta) / len(x)
+            loss = trusting(elbo.differentiable_loss, vae.model, vae.guide, x, beta=beta) / len(x)
         value = loss.item()
         if math.isfinite(value):
             loss.backward()
@@ -363,7 +366,7 @@ def fit_vae(
 
     def evaluate() -> float:
         assert valid is not None  # evaluate is only passed with validation data
-        return negative_elbo(vae, valid.to(device))
+        return trusting(negative_elbo, vae, valid.to(device))
 
     return run_loop(
         step,

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from .. import masks as M
 from .. import state
-from ..validation import optional_positive_int, positive_int, positive_ints
+from ..validation import check_conditioner_call, optional_positive_int, positive_int, positive_ints
 
 __all__ = ["MaskedLinear", "MADE", "sequential_inverse"]
 
@@ -125,7 +125,8 @@ class MADE(nn.Module):
         self.output = MaskedLinear(hidden_dims[-1], input_dim * num_params, masks[-1])
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
-        self.context = nn.Linear(context_dim, hidden_dims[0], bias=False) if context_dim else None
+        # the context's weights into the first hidden layer (saved as context_layer.weight)
+        self.context_layer = nn.Linear(context_dim, hidden_dims[0], bias=False) if context_dim else None
         self.activation = activation()
         self._plan = None  # (key, _Plan) of sequential_inverse, rebuilt when weights or masks change
 
@@ -189,14 +190,18 @@ class MADE(nn.Module):
         """This MADE's fast sequential inversion: :func:`sequential_inverse` (see there)."""
         return sequential_inverse(self, solve, batch_shape, context, like=like)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints of 0.2 name the context weights "context.weight"
+        old = prefix + "context.weight"
+        if old in state_dict:
+            state_dict[prefix + "context_layer.weight"] = state_dict.pop(old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None):
+        check_conditioner_call(self, x, context, self.event_shape)
         h = self.layers[0](x)
-        if (self.context is None) != (context is None):
-            raise ValueError(
-                f"this MADE has context_dim={self.context_dim}: it needs a context exactly when context_dim is set"
-            )
-        if self.context is not None:
-            h = h + self.context(context)
+        if self.context_layer is not None:
+            h = h + self.context_layer(context)
         h = self.activation(h)
         for layer in self.layers[1:]:
             h = h + layer(self.activation(h)) if self.residual else self.activation(layer(h))
@@ -288,8 +293,8 @@ def sequential_inverse(made: MADE, solve, batch_shape, context=None, *, like: to
     log_det = torch.zeros(B, **kw)
     hidden = [torch.empty(width, B, **kw) for width in plan.widths]
     ctx = None
-    if made.context is not None and context is not None:
-        c = made.context(context.expand(*batch_shape, context.shape[-1]).reshape(B, context.shape[-1]))  # (B, H1)
+    if made.context_layer is not None and context is not None:
+        c = made.context_layer(context.expand(*batch_shape, context.shape[-1]).reshape(B, context.shape[-1]))  # (B, H1)
         ctx = c.T[plan.first_rows]  # sorted like the first layer's rows
     act = made.activation
     relu = isinstance(act, nn.ReLU)

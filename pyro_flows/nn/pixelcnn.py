@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..validation import optional_positive_int, positive_int
+from ..validation import check_conditioner_call, optional_positive_int, positive_int
 from .sequence import zero_
 
 __all__ = ["PixelCNN", "raster_degrees"]
@@ -181,12 +181,9 @@ class PixelCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        if (self.context_dim is None) != (context is None):
-            raise ValueError(
-                f"this PixelCNN has context_dim={self.context_dim}: it needs a context exactly when context_dim is set"
-            )
         if x.dim() < 3 or x.shape[-3] != self.channels:
             raise ValueError(f"PixelCNN expected input of shape (..., {self.channels}, H, W), got {tuple(x.shape)}")
+        check_conditioner_call(self, x, context, self.event_shape)
         batch = x.shape[:-3]
         if context is not None:
             batch = torch.broadcast_shapes(batch, context.shape[:-1])

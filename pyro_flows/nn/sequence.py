@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..validation import optional_positive_int, positive_int
+from ..validation import check_conditioner_call, optional_positive_int, positive_int
 
 __all__ = ["SequenceConditioner", "time_degrees"]
 
@@ -53,19 +53,12 @@ class SequenceConditioner(nn.Module):
     def can_invert(self) -> bool:
         return True
 
-    def _check_context(self, context):
-        if (self.context_dim is None) != (context is None):
-            raise ValueError(
-                f"this {type(self).__name__} has context_dim={self.context_dim}: it needs a context exactly when "
-                "context_dim is set"
-            )
-
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        self._check_context(context)
         if x.dim() < 2 or x.shape[-2] != self.channels:
             raise ValueError(
                 f"{type(self).__name__} expected input of shape (..., {self.channels}, T), got {tuple(x.shape)}"
             )
+        check_conditioner_call(self, x, context, self.event_shape)
         batch = x.shape[:-2]
         if context is not None:
             batch = torch.broadcast_shapes(batch, context.shape[:-1])
@@ -80,7 +73,6 @@ class SequenceConditioner(nn.Module):
         return int(torch.Size(batch_shape).numel())
 
     def _flat_context(self, context, batch_shape, B):
-        self._check_context(context)
         if context is None:
             return None
         return context.expand(*batch_shape, context.shape[-1]).reshape(B, context.shape[-1])
