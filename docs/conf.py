@@ -83,7 +83,8 @@ def _skip_private_bases(app, name, obj, options, bases):
     """Show a private base class (``_Cached``, ``_Wrapper``) as its own bases, so ``Bases:`` names public classes."""
     i = 0
     while i < len(bases):
-        if bases[i].__name__.startswith("_") and bases[i] is not object:
+        private = bases[i].__name__.startswith("_") or bases[i].__module__ == "pyro_flows.cache"
+        if private and bases[i] is not object:
             bases[i : i + 1] = [b for b in bases[i].__bases__ if b not in bases]
         else:
             i += 1
@@ -102,6 +103,10 @@ DOCUMENTED_MODULES = (
     "pyro_flows.orderings",
     "pyro_flows.validation",
     "pyro_flows.state",
+    "pyro_flows.models.distill",
+    "pyro_flows.models.monitor",
+    "pyro_flows.models.power",
+    "pyro_flows.models.steps",
 )
 EXTRA_DOCUMENTED = ("pyro_flows.transforms.coupling.coupling_conditioner",)
 
@@ -139,8 +144,11 @@ def _resolve_public(app, env, node, contnode):
     if node.get("refdomain") != "py":
         return None
     target = node.get("reftarget", "")
-    if not target.startswith("pyro_flows."):
-        return None
+    if not target.startswith("pyro_flows."):  # a bare name: the one the current module imports, if any
+        module = node.get("py:module") or ""
+        if not module.startswith("pyro_flows") or _lookup(f"{module}.{target}") is None:
+            return None
+        target = f"{module}.{target}"
     parts = target.split(".")
     # a method or attribute: map its owner, keep the rest
     for i in range(len(parts), 1, -1):
@@ -163,6 +171,24 @@ def _resolve_public(app, env, node, contnode):
 _PUBLIC = _public_names()
 
 
+def _list_new_transforms(app, docname, source):
+    """api/transforms lists every name of ``pyro_flows.transforms.__all__``: those its text does not place in a
+    section yet are appended under "More transforms", so a new transform needs no docs edit to be documented."""
+    if docname != "api/transforms":
+        return
+    import pyro_flows.transforms as transforms
+
+    text = source[0]
+    missing = [n for n in transforms.__all__ if f":: {n}\n" not in text and not text.rstrip().endswith(f":: {n}")]
+    if missing:
+        entries = []
+        for name in missing:
+            kind = "autoclass" if inspect.isclass(getattr(transforms, name)) else "autofunction"
+            entries.append(f".. {kind}:: {name}\n" + ("   :members:\n" if kind == "autoclass" else ""))
+        source[0] = text.rstrip() + "\n\nMore transforms\n---------------\n\n" + "\n".join(entries)
+
+
 def setup(app):
+    app.connect("source-read", _list_new_transforms)
     app.connect("missing-reference", _resolve_public)
     app.connect("autodoc-process-bases", _skip_private_bases)

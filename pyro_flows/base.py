@@ -2,12 +2,12 @@
 
 Every pyro_flows transform is a :class:`FlowLike`: a Pyro ``TransformModule`` (so a ``torch.nn.Module`` and
 a ``torch.distributions.Transform``) that plugs into ``pyro.distributions.TransformedDistribution``.
-:class:`~pyro_flows.Flow` (every layer, :mod:`pyro_flows.flow`), :class:`Inverse`, :class:`~pyro_flows.Compose`
-(:mod:`pyro_flows.compose`) and the bound view that ``condition`` returns are its four kinds.
+:class:`~pyro_flows.Flow` (every layer, in ``pyro_flows/flow.py``), :class:`Inverse`, :class:`~pyro_flows.Compose`
+(``pyro_flows/compose.py``) and the bound view that ``condition`` returns are its four kinds.
 
 The contract
 ------------
-* A :class:`Flow` subclass computes ``(y, log|det dy/dx|)`` in ``_forward_and_log_det(x, context)`` and,
+* A :class:`~pyro_flows.Flow` subclass computes ``(y, log|det dy/dx|)`` in ``_forward_and_log_det(x, context)`` and,
   where it has one, ``(x, log|det dy/dx|)`` in ``_inverse_and_log_det(y, context)``. The log-det is always
   the one of the FORWARD map, summed over the event dims, with the batch shape of the input. The public
   :meth:`~pyro_flows.FlowLike.forward_and_log_det` and :meth:`~pyro_flows.FlowLike.inverse_and_log_det` validate their
@@ -26,7 +26,7 @@ The contract
 * A transform without an inverse raises ``NotImplementedError`` with a sentence saying why.
 * Conditioning without twin classes: a flow built with ``context_dim`` needs a context. Its
   :meth:`~pyro_flows.FlowLike.condition` returns a bound view, a ``TransformModule`` that shares the flow's parameters
-  (a ``ComposeTransformModule`` for a :class:`Compose`), usable in
+  (a ``ComposeTransformModule`` for a :class:`~pyro_flows.Compose`), usable in
   ``pyro.distributions.ConditionalTransformedDistribution``. An unconditional flow's ``condition`` returns
   the flow itself.
 * Inputs are checked once, at the entry of a pass: the layers and conditioners that a pass runs trust that
@@ -34,9 +34,9 @@ The contract
 * Caching: each flow, chain and bound view keeps an entry ``(x, y, log-det)`` for every output it computed
   that is still alive, looked up by tensor identity and version: a sample's log-density comes from the pass
   that drew it, however many samples were drawn since, ``t.inv(y.clone())`` always recomputes, and an
-  in-place edit of either tensor makes its entry stale. :mod:`pyro_flows.cache` holds the rule.
+  in-place edit of either tensor makes its entry stale. ``pyro_flows/cache.py`` holds the rule.
 * One walk: :meth:`~pyro_flows.FlowLike.layers` lists a transform's layers in sampling order, each with
-  whether it runs inverted and its bound context (:class:`Layer`); :func:`layers` does the same for torch's
+  whether it runs inverted and its bound context (:class:`~pyro_flows.Layer`); :func:`~pyro_flows.layers` does the same for torch's
   and Pyro's own compositions and inverses. Nothing else looks inside a flow.
 * ``Inverse(t)`` (also ``t.inv``) is itself a module holding ``t``, so ``pyro.module`` sees its parameters;
   ``Inverse(t).inv is t`` and ``t.inv`` is the latest ``Inverse(t)``.

@@ -63,7 +63,7 @@ class Entries:
 
     _SLACK = 8
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._by_computed: dict = {}
         self._by_given: dict = {}
         self._limit = self._SLACK

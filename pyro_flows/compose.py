@@ -125,7 +125,7 @@ def _chain(parts, value: Tensor, context: Tensor | None, event_dim: int, *, forw
     """Runs ``parts`` forwards on ``value`` (or, with ``forward=False``, the inverses of a reversed list), with
     ``context`` given to the conditional ones, summing the forward log-dets to the batch shape of ``value``'s
     ``event_dim``-dimensional events. Runs inside a checked pass: the parts do not check again."""
-    total = 0.0
+    total: Tensor | float = 0.0
     for part in parts:
         if isinstance(part, FlowLike):  # one pass gives the value and its log-det
             ctx = context if part.context_dim is not None else None

@@ -8,9 +8,9 @@ from __future__ import annotations
 import warnings
 
 from . import models
-from .models import distill, monitor, power
+from .models import distill, monitor, power, steps
 
-__all__ = [*distill.__all__, *monitor.__all__, *power.__all__]
+__all__ = [*distill.__all__, *monitor.__all__, *power.__all__, *steps.__all__]
 
 
 def __getattr__(name: str):

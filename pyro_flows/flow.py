@@ -24,7 +24,7 @@ Tensor = torch.Tensor
 
 
 class Flow(CachedCalls, FlowLike, TransformModule, ConditionalTransform):
-    """Base class of every pyro_flows layer; see :mod:`pyro_flows.base` for the contract.
+    """Base class of every pyro_flows layer; see ``pyro_flows.base`` for the contract.
 
     Subclasses call ``super().__init__(event_shape=..., context_dim=...)`` and implement
     ``_forward_and_log_det(x, context)`` and, where an inverse exists, ``_inverse_and_log_det(y, context)``.

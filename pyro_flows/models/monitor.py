@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING
 
 import torch
 
 from ..validation import is_finite_number, positive_int
-
-if TYPE_CHECKING:
-    from .distill import DistillationLoss
+from .distill import DistillationLoss
 
 Tensor = torch.Tensor
 
@@ -38,8 +35,8 @@ class DistillationMonitor:
         window: ``W``, steps per window.
         entropy_drop: the entropy fall (nats per sample) that counts as collapse...
         kl_improvement: ...while the KL falls by less than this.
-        warn: issue warnings (else only :attr:`~pyro_flows.models.DistillationMonitor.collapsing` and
-            :attr:`~pyro_flows.models.DistillationMonitor.collapse_steps` report it).
+        warn: issue warnings (else only :attr:`~pyro_flows.models.monitor.DistillationMonitor.collapsing` and
+            :attr:`~pyro_flows.models.monitor.DistillationMonitor.collapse_steps` report it).
 
     Example:
         >>> import warnings
