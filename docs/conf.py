@@ -103,10 +103,7 @@ DOCUMENTED_MODULES = (
     "pyro_flows.orderings",
     "pyro_flows.validation",
     "pyro_flows.state",
-    "pyro_flows.models.distill",
-    "pyro_flows.models.monitor",
-    "pyro_flows.models.power",
-    "pyro_flows.models.steps",
+    "pyro_flows.models",
 )
 EXTRA_DOCUMENTED = ("pyro_flows.transforms.coupling.coupling_conditioner",)
 

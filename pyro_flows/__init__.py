@@ -58,6 +58,5 @@ __all__ = [
     "orderings",
     "protocols",
     "state",
-    "transforms",
     "validation",
 ]

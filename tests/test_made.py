@@ -81,7 +81,7 @@ def test_every_hidden_unit_is_connected(mode):
         ins = []
         for i, w in enumerate(weights[:-1]):
             reach_in = (w @ reach_in > 0).float()
-            if i == 0 and made.context is not None:  # every first-layer unit sees the context
+            if i == 0 and made.context_layer is not None:  # every first-layer unit sees the context
                 reach_in = torch.ones_like(reach_in)
             ins.append(reach_in)
         reach_out = torch.ones(weights[-1].shape[0])

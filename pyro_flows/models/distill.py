@@ -92,7 +92,7 @@ class DistillationLoss(NamedTuple):
         regularizer: ClariNet's ``lambda * sum_t (log s_S,t - log s_T,t)^2`` (zero unless asked for).
         kl_samples: the KL estimate of each sample, shaped ``(num_samples, *batch)``; ``kl`` is its mean.
         sample: the student's sample(s), ``(num_samples, *batch, *event)`` (e.g. for :func:`~pyro_flows.models.power.power_loss`).
-        estimator: the estimator used, one of :data:`ESTIMATORS`.
+        estimator: the estimator used, one of :data:`~pyro_flows.models.ESTIMATORS`.
     """
 
     loss: Tensor
