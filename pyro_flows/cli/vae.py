@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from .. import data as datasets
-from ..cli import _check_out, _device, _number
-from .vae import POSTERIORS, VAE, fit_vae, log_likelihood, negative_elbo
+from ..models.vae import POSTERIORS, VAE, fit_vae, log_likelihood, negative_elbo
+from .fit import _check_out, _device, _number
 
 __all__ = ["add_parser", "run_vae"]
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from . import data as datasets
+from .. import data as datasets
 
 __all__ = ["FLOWS", "build_flow", "main", "make_parser", "run_fit"]
 
@@ -60,7 +60,7 @@ _DIGITS_SAMPLES = 64
 
 def _factories() -> dict[str, Callable]:
     """``--flow`` name -> factory; imported here so this module loads without the flows."""
-    from . import flows
+    from .. import flows
 
     return {
         "planar": flows.planar,
@@ -198,7 +198,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add("--no-progress", action="store_true", help="hide the progress bar")
     add("--quiet", action="store_true", help="print nothing on success")
-    from .models import vae_cli
+    from . import vae as vae_cli
 
     vae_cli.add_parser(commands)
     return parser
@@ -210,7 +210,7 @@ def make_parser() -> argparse.ArgumentParser:
 def _versions() -> dict[str, str]:
     import pyro
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "pyro_flows": __version__,
@@ -235,7 +235,7 @@ def _load(args: argparse.Namespace) -> datasets.Split:
 
 
 def _nll_metrics(distribution, split: datasets.Split, name: str) -> dict[str, dict[str, float]]:
-    from .train import nll
+    from ..train import nll
 
     dims = split.train[0].numel()
     nats = {part: nll(distribution, getattr(split, part)) for part in split._fields}
@@ -246,7 +246,7 @@ def _nll_metrics(distribution, split: datasets.Split, name: str) -> dict[str, di
 
 
 def _plots(distribution, split: datasets.Split, result, args, out: Path) -> list[Path]:
-    from . import plots
+    from .. import plots
 
     label = f"{args.flow} on {args.data}"
     paths = [plots.plot_history(result.history, out / "history.png", title=label)]
@@ -266,8 +266,8 @@ def run_fit(args: argparse.Namespace) -> dict:
         ValueError: For invalid combinations of options or data (from the library).
         FloatingPointError: If training diverges.
     """
-    from .distributions import flow_distribution
-    from .train import fit
+    from ..distributions import flow_distribution
+    from ..train import fit
 
     device = _device(args.device)
     out = args.out if args.out is not None else Path("runs") / f"{args.flow}-{args.data}"
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         if args.command == "vae":
-            from .models import vae_cli
+            from . import vae as vae_cli
 
             metrics = vae_cli.run_vae(args)
             line = vae_cli.report(metrics)
