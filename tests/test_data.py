@@ -529,3 +529,21 @@ def test_mulaw_bad_mu_is_a_clear_error(mu, error):
 
     with pytest.raises(error, match="mu must be a positive finite number"):
         pf.MuLaw(3, mu=mu)
+
+
+def test_an_evaluation_subset_of_the_sorted_test_split_is_class_balanced():
+    # the static binarized test split is sorted by class: label each row by the known class counts
+    counts = data.MNIST_TEST_CLASS_COUNTS
+    labels = torch.repeat_interleave(torch.arange(10), torch.tensor(counts))
+    for n in (100, 500, 1000):
+        subset, how = data.evaluation_subset(labels[:, None].float(), n)
+        assert len(subset) == n and "every" in how
+        share = torch.bincount(subset.flatten().long(), minlength=10).float() / n
+        expected = torch.tensor(counts).float() / sum(counts)
+        assert (share - expected).abs().max() < 0.01, (n, share)
+    prefix = labels[:1000]
+    assert set(prefix.tolist()) == {0, 1}, "a prefix holds zeros and ones only: why the subset is strided"
+    whole, how = data.evaluation_subset(labels[:, None], None)
+    assert len(whole) == 10000 and how == "all 10000 rows"
+    with pytest.raises(ValueError, match="n must be an int"):
+        data.evaluation_subset(labels[:, None], 0)

@@ -1,6 +1,7 @@
 """The VAE with a diagonal, planar or IAF posterior (pyro_flows.models): tiny, CPU, fast."""
 
 import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 from pyro.infer import SVI, Trace_ELBO
@@ -239,3 +240,34 @@ def test_free_bits_keep_the_first_nats_of_kl_free():
     assert result.steps_run == 10
     with pytest.raises(ValueError, match="free_bits"):
         fit_vae(vae, x, steps=1, free_bits=-1.0, progress=False)
+
+
+@pytest.mark.parametrize("flow_op", ["gated", "affine"])
+def test_a_fresh_iaf_posterior_is_its_base(flow_op):
+    # issue 18: every IAF step starts as the identity, so log q of a fresh posterior is the base's
+    torch.manual_seed(0)
+    vae = VAE(SHAPE, z_dim=4, posterior="iaf", num_flows=4, hidden_dims=(16,), context_dim=8, flow_op=flow_op)
+    x = (torch.rand(6, *SHAPE) < 0.5).float()
+    q = vae.posterior(x)
+    z = q.sample((3,))
+    mu, scale, _ = vae.encode(x)
+    base = dist.Normal(mu, scale).to_event(1)
+    torch.testing.assert_close(q.log_prob(z), base.log_prob(z), atol=1e-6, rtol=0)
+    u = base.sample((3,))
+    torch.testing.assert_close(vae.flow.condition(vae.encode(x)[2])(u), u, atol=1e-6, rtol=0)
+
+
+def test_the_published_gate_contracts_at_initialization():
+    torch.manual_seed(0)
+    vae = VAE(SHAPE, z_dim=4, posterior="iaf", num_flows=4, hidden_dims=(16,), context_dim=8, flow_op="gated_published")
+    x = (torch.rand(6, *SHAPE) < 0.5).float()
+    u = torch.randn(6, 4)
+    z = vae.flow.condition(vae.encode(x)[2])(u)
+    torch.testing.assert_close(z, u * torch.sigmoid(torch.tensor(1.0)) ** 4, atol=1e-5, rtol=1e-5)
+
+
+def test_flow_op_is_checked_and_never_ignored():
+    with pytest.raises(ValueError, match="flow_op must be one of"):
+        VAE(SHAPE, z_dim=2, posterior="iaf", hidden_dims=(8,), flow_op="spline")
+    with pytest.raises(ValueError, match="configure the iaf posterior"):
+        VAE(SHAPE, z_dim=2, posterior="diagonal", hidden_dims=(8,), flow_op="affine")

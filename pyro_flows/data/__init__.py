@@ -52,9 +52,11 @@ from .images import (
     DIGITS_NLL_OFFSET,
     DIGITS_SHAPE,
     MNIST_SHAPE,
+    MNIST_TEST_CLASS_COUNTS,
     binarized_mnist,
     digits,
     digits_bits_per_dim,
+    evaluation_subset,
     mnist,
 )
 from .pixels import binarize, bits_per_dim, dequantize
@@ -78,6 +80,8 @@ __all__ = [
     "data_dir",
     "mnist",
     "MNIST_SHAPE",
+    "MNIST_TEST_CLASS_COUNTS",
+    "evaluation_subset",
     "spoken_digits",
     "speech_windows",
     "Speech",

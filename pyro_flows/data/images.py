@@ -28,6 +28,8 @@ __all__ = [
     "MNIST_SHAPE",
     "mnist",
     "binarized_mnist",
+    "evaluation_subset",
+    "MNIST_TEST_CLASS_COUNTS",
 ]
 
 DIGITS_SHAPE = (8, 8)
@@ -40,6 +42,9 @@ DIGITS_NLL_OFFSET = 64 * math.log(DIGITS_LEVELS)
 """``64 * log(17)`` nats: add it to a per-image NLL of :func:`digits` data to get pixel space."""
 
 _DIGITS_FRACTIONS = (0.70, 0.15, 0.15)
+
+MNIST_TEST_CLASS_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
+"""Images per class 0..9 of MNIST's test set; the static binarized test split is sorted in this order."""
 
 MNIST_SHAPE = (1, 28, 28)
 """Shape of one MNIST image as :func:`mnist` returns it: (channels, height, width)."""
@@ -162,3 +167,25 @@ def binarized_mnist(path: str | os.PathLike | None = None) -> Split:
             for rows in arrays.values()
         )
     )
+
+
+def evaluation_subset(x: torch.Tensor, n: int | None) -> tuple[torch.Tensor, str]:
+    """``n`` rows of ``x`` spread evenly over it (every ``len(x) // n``-th row), and a line saying so.
+
+    Evaluation sets may be sorted (the static binarized MNIST test split is sorted by class: ``x[:n]`` holds
+    zeros only), so a subset is strided, never a prefix; ``n=None`` or ``n >= len(x)`` is the whole set.
+
+    Example:
+        >>> import torch
+        >>> subset, how = evaluation_subset(torch.arange(10.0)[:, None], 3)
+        >>> subset.flatten().tolist(), how
+        ([0.0, 3.0, 6.0], 'every 3rd of 10 rows (3)')
+    """
+    total = len(x)
+    if n is not None:
+        n = check_int("n", n, minimum=1)
+    if n is None or n >= total:
+        return x, f"all {total} rows"
+    stride = total // n
+    suffix = {1: "st", 2: "nd", 3: "rd"}.get(stride % 10 if stride % 100 not in (11, 12, 13) else 0, "th")
+    return x[::stride][:n], f"every {stride}{suffix} of {total} rows ({n})"
