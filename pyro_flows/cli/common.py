@@ -334,3 +334,36 @@ def write_outputs(
     text = json.dumps(metrics, indent=2) + "\n"
     atomic_write(out / METRICS, lambda tmp: tmp.write_text(text))
     return metrics, interruption
+
+
+def save_run(
+    out: Path,
+    module: torch.nn.Module,
+    metrics: dict,
+    interruption: KeyboardInterrupt | None,
+    plots: Callable[[], Mapping[str, Callable[[Path], object]]],
+) -> dict:
+    """The end of a command: ``metrics`` with the arguments' record, ``model.pt`` (``module``'s state) and, when
+    not interrupted, the plots that ``plots()`` lists, written by :func:`write_outputs`. Returns the metrics
+    written (with ``"out"``); raises :class:`Interrupted` with them when training or the writing was
+    interrupted."""
+    state = module.state_dict()
+    metrics, late = write_outputs(
+        out,
+        {"model.pt": lambda path: torch.save(state, path)},
+        metrics,
+        extras={} if interruption is not None else plots(),
+    )
+    metrics["out"] = str(out)
+    interruption = interruption or late
+    if interruption is not None:
+        raise Interrupted(metrics, interruption)
+    return metrics
+
+
+def args_record(args) -> dict:
+    """The parsed arguments (paths as strings) and the library versions, for ``metrics.json``."""
+    return {
+        "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "versions": versions(),
+    }

@@ -251,20 +251,11 @@ def run(args: argparse.Namespace) -> dict:
             "best_step": result.best_step if result is not None else None,
             "stopped_early": result.stopped_early if result is not None else None,
             "history": result.history.as_dict() if result is not None else None,
-            "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
-            "versions": common.versions(),
+            **common.args_record(args),
         }
-        state = flow.state_dict()
-        metrics, late = common.write_outputs(
-            out,
-            {"model.pt": lambda path: torch.save(state, path)},
-            metrics,
-            extras={} if interruption is not None else _plot_writers(distribution, split, result, args),
+        metrics = common.save_run(
+            out, flow, metrics, interruption, lambda: _plot_writers(distribution, split, result, args)
         )
-    metrics["out"] = str(out)
-    interruption = interruption or late
-    if interruption is not None:
-        raise common.Interrupted(metrics, interruption)
     return metrics
 
 

@@ -241,20 +241,9 @@ def run(args: argparse.Namespace) -> dict:
         "steps_per_s": result.steps_run / result.wall_time if result is not None else None,
         "num_parameters": sum(p.numel() for p in vae.parameters()),
         "history": result.history.as_dict() if result is not None else None,
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "versions": common.versions(),
+        **common.args_record(args),
     }
-    state = vae.state_dict()
-    metrics, late = common.write_outputs(
-        out,
-        {"model.pt": lambda path: torch.save(state, path)},
-        metrics,
-        extras={} if interruption is not None else _plot_writers(vae, test, result, args),
-    )
-    metrics["out"] = str(out)
-    interruption = interruption or late
-    if interruption is not None:
-        raise common.Interrupted(metrics, interruption)
+    metrics = common.save_run(out, vae, metrics, interruption, lambda: _plot_writers(vae, test, result, args))
     return metrics
 
 
