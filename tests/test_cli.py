@@ -355,13 +355,23 @@ VAE_OPTIONS = {
         lambda r: (
             vae_built(r, "conv").mu.in_features == 16
             and all(
-                made.context.in_features == 16
+                made.context_layer.in_features == 16
                 for made in vae_built(r, "conv").flow.modules()
                 if isinstance(made, pf.nn.MADE)
             )
         ),
     ),
     "flow_hidden": Option("conv", ["--flow-hidden", "8"], lambda r: made_widths(vae_built(r, "conv")) == [8]),
+    "flow_op": Option(
+        "conv",
+        ["--flow-op", "gated_published"],
+        lambda r: all(not m.op.normalized for m in vae_built(r, "conv").flow.modules() if isinstance(m, pf.IAF)),
+    ),
+    "gate_bias": Option(
+        "conv",
+        ["--gate-bias", "2"],
+        lambda r: all(m.op.bias == 2.0 for m in vae_built(r, "conv").flow.modules() if isinstance(m, pf.IAF)),
+    ),
     "minutes": Option("mlp", ["--minutes", "0.5"], lambda r: vae_kwargs(r)["max_seconds"] == 30),
     "steps": Option("mlp", ["--steps", "2"], lambda r: vae_kwargs(r)["steps"] == 2 == vae_metrics(r)["steps_run"]),
     "batch_size": Option("mlp", ["--batch-size", "10"], lambda r: vae_kwargs(r)["batch_size"] == 10),
@@ -466,6 +476,8 @@ def test_every_option_reaches_what_it_configures(command, tmp_path, monkeypatch,
         (["--arch", "conv", "--hidden", "64"], "--hidden sets the MLP's width and does not apply to --arch conv"),
         (["--posterior", "planar", "--flow-hidden", "64"], "--flow-hidden sets the IAF steps' MADE"),
         (["--posterior", "diagonal", "--flows", "2"], "--flows does not apply to --posterior diagonal"),
+        (["--posterior", "planar", "--flow-op", "affine"], "--flow-op and --gate-bias set the IAF steps"),
+        (["--flow-op", "affine", "--gate-bias", "2"], "--gate-bias sets the gated ops' sigmoid"),
     ],
 )
 def test_vae_options_that_do_not_apply_are_errors(args, message, tmp_path, capsys):

@@ -19,7 +19,7 @@ import torch
 from .. import data as datasets
 from .. import plots
 from ..models import VAE, fit_vae, log_likelihood, negative_elbo
-from ..models.vae import POSTERIORS
+from ..models.vae import FLOW_OPS, POSTERIORS
 from . import common
 
 __all__ = ["DEFAULT_FLOWS", "DEFAULT_FLOW_HIDDEN", "DEFAULT_HIDDEN", "add_parser", "model_options", "report", "run"]
@@ -86,6 +86,19 @@ def add_parser(commands) -> argparse.ArgumentParser:
         default=None,
         help=f"hidden width of each IAF step's MADE, one layer, --posterior iaf only (default: {DEFAULT_FLOW_HIDDEN})",
     )
+    add(
+        "--flow-op",
+        choices=FLOW_OPS,
+        default="gated",
+        help="elementwise op of each IAF step: gated (identity at initialization), gated_published (the paper's "
+        "gate, a contraction at initialization) or affine (default: %(default)s)",
+    )
+    add(
+        "--gate-bias",
+        type=common.number(float, minimum=-1e6, what="a finite number"),
+        default=None,
+        help="bias of the gated ops' sigmoid, --posterior iaf only (default: 1, as in Kingma et al. 2016)",
+    )
     add("--minutes", type=_number(float, 0), default=2.0, help="training budget in minutes (default: %(default)s)")
     add("--steps", type=_number(int, 1), default=None, help="maximum steps (default: only --minutes)")
     add("--batch-size", type=_number(int, 1), default=100, help="minibatch size (default: %(default)s)")
@@ -114,12 +127,19 @@ def model_options(args: argparse.Namespace) -> dict:
 
     Raises:
         ValueError: For an option given explicitly where it has no effect: ``--hidden`` with ``--arch conv``,
-            ``--flow-hidden`` without ``--posterior iaf``, ``--flows`` with ``--posterior diagonal``.
+            ``--flow-hidden``, ``--flow-op`` or ``--gate-bias`` without ``--posterior iaf``, ``--gate-bias`` with
+            ``--flow-op affine``, ``--flows`` with ``--posterior diagonal``.
     """
     if args.hidden is not None and args.arch != "mlp":
         raise ValueError("--hidden sets the MLP's width and does not apply to --arch conv (Berg et al.'s gated convs)")
     if args.flow_hidden is not None and args.posterior != "iaf":
         raise ValueError(f"--flow-hidden sets the IAF steps' MADE and does not apply to --posterior {args.posterior}")
+    if (args.flow_op != "gated" or args.gate_bias is not None) and args.posterior != "iaf":
+        raise ValueError(
+            f"--flow-op and --gate-bias set the IAF steps and do not apply to --posterior {args.posterior}"
+        )
+    if args.gate_bias is not None and args.flow_op == "affine":
+        raise ValueError("--gate-bias sets the gated ops' sigmoid and does not apply to --flow-op affine")
     if args.flows is not None and args.posterior == "diagonal":
         raise ValueError("--flows does not apply to --posterior diagonal, which has no flow steps")
     hidden = DEFAULT_HIDDEN if args.hidden is None else args.hidden
@@ -131,6 +151,11 @@ def model_options(args: argparse.Namespace) -> dict:
         "hidden_dims": (hidden, hidden),
         "context_dim": args.context_dim,
         "flow_hidden_dims": (DEFAULT_FLOW_HIDDEN if args.flow_hidden is None else args.flow_hidden,),
+        **(
+            {"flow_op": args.flow_op, "gate_bias": 1.0 if args.gate_bias is None else args.gate_bias}
+            if args.posterior == "iaf"
+            else {}
+        ),
     }
 
 
