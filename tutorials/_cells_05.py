@@ -350,12 +350,8 @@ def with_weights(length, dtype=torch.float32):
     stack.load_state_dict(flow.state_dict())
     return stack
 
-def set_inversion(stack, mode):
-    for layer in stack.parts[0].parts:  # the MAF layers (stack.parts[1] is the mu-law expansion)
-        layer.inversion = mode
-
 def timed_sample(stack, length, batch, mode, dtype=torch.float32):
-    set_inversion(stack, mode)
+    pf.set_inversion(stack, mode)  # every autoregressive layer of the stack
     d = pf.flow_distribution(stack, base=logistic(length, TEMPERATURE, dtype), context=onehot(torch.arange(batch) % 10).to(dtype))
     torch.manual_seed(7)  # the same base noise for both modes
     with torch.no_grad():
@@ -368,7 +364,7 @@ def naive_step_seconds(stack, length, batch, passes):
     u, ctx = torch.zeros(batch, 1, length), onehot(torch.arange(batch) % 10)
     total = 0.0
     with torch.no_grad():
-        for layer in stack.parts[0].parts:
+        for layer in (step.layer for step in pf.layers(stack) if isinstance(step.layer, pf.MAF)):
             layer.op.inverse(u, layer.conditioner(u, ctx))  # warm-up
             start = time.perf_counter()
             for _ in range(passes):
@@ -511,12 +507,12 @@ with the image.
         "code",
         r"""
 def timed_pixels(mode, n, seed):
-    pixel_flow.parts[0].inversion = mode
+    pf.set_inversion(pixel_flow, mode)
     torch.manual_seed(seed)
     with torch.no_grad():
         start = time.perf_counter()
         images = pixels.sample((n,))
-    pixel_flow.parts[0].inversion = "auto"
+    pf.set_inversion(pixel_flow, "auto")
     return images, time.perf_counter() - start
 
 N_TIMED = 2 if SMOKE else 8

@@ -129,10 +129,6 @@ def student_stack(length):
     iaf = pf.iaf((1, length), num_layers=STUDENT_LAYERS, conditioner=lambda i: pf.nn.WaveNet(1, length, **STUDENT_NET))
     return pf.Compose([iaf, pf.MuLaw((1, length)).inv])
 
-def set_inversion(stack, mode):
-    for layer in stack.parts[0].parts:  # the autoregressive layers (stack.parts[1] is the mu-law expansion)
-        layer.inversion = mode
-
 class Counter:
     # full passes of the WaveNets (a forward hook) and steps of their cached generation (WaveNet.invert)
     def __init__(self, nets):
@@ -165,12 +161,12 @@ def student_own():
     student_L.log_prob(sample)    # the same tensor: the IAF layers' cache has its noise and log-det
 
 def sample_teacher(mode):
-    set_inversion(small_teacher, mode)
+    pf.set_inversion(small_teacher, mode)
     with torch.no_grad():
         teacher_L.sample()
 
 def score_student(mode):
-    set_inversion(small_student, mode)
+    pf.set_inversion(small_student, mode)
     with torch.no_grad():
         student_L.log_prob(x)
 
@@ -571,7 +567,7 @@ def naive_seconds(stack, batch, passes):
     u, ctx = torch.zeros(batch, 1, G), onehot(torch.arange(batch) % 10)
     per_step = 0.0
     with torch.no_grad():
-        for layer in stack.parts[0].parts:
+        for layer in (step.layer for step in pf.layers(stack) if isinstance(step.layer, pf.MAF)):
             layer.op.inverse(u, layer.conditioner(u, ctx))  # warm-up
             start = time.perf_counter()
             for _ in range(passes):
