@@ -55,7 +55,7 @@ from torch.distributions import ComposeTransform
 from torch.distributions.transforms import _InverseTransform
 
 from . import cache, state
-from .validation import check_context, check_tensor, inputs_checked, trusting
+from .validation import CHECKED, check_context, check_tensor, inputs_checked
 from .validation import event_shape as _event_shape
 
 __all__ = [
@@ -212,30 +212,31 @@ class FlowLike:
         if inputs_checked():
             return self._forward_and_log_det(x, context)
         self.check_args(x, context)
-        return trusting(self._forward_and_log_det, x, context)
+        token = CHECKED.set(True)  # the layers and conditioners of this pass trust the check
+        try:
+            return self._forward_and_log_det(x, context)
+        finally:
+            CHECKED.reset(token)
 
     def inverse_and_log_det(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Returns ``(x, log|det dy/dx|)``, ``x`` the preimage of ``y`` (the log-det of the FORWARD map)."""
         if inputs_checked():
             return self._inverse_and_log_det(y, context)
         self.check_args(y, context, what="input to the inverse")
-        return trusting(self._inverse_and_log_det, y, context)
-
-    # one pass without a context argument: what the cache and compositions run
-    def _fwd(self, x: Tensor):
-        return self.forward_and_log_det(x)
-
-    def _bwd(self, y: Tensor):
-        return self.inverse_and_log_det(y)
+        token = CHECKED.set(True)
+        try:
+            return self._inverse_and_log_det(y, context)
+        finally:
+            CHECKED.reset(token)
 
     def __call__(self, x: Tensor) -> Tensor:
         return self._run(x, True)
 
     def _call(self, x: Tensor) -> Tensor:
-        return self._fwd(x)[0]
+        return self.forward_and_log_det(x)[0]
 
     def _inverse(self, y: Tensor) -> Tensor:
-        return self._bwd(y)[0]
+        return self.inverse_and_log_det(y)[0]
 
     @property
     def event_dim(self) -> int:
@@ -314,6 +315,9 @@ class Inverse(FlowLike, TransformModule, ConditionalTransform):
 
     def _run(self, value: Tensor, forward: bool) -> Tensor:
         return self.transform._run(value, not forward)
+
+    def __call__(self, y: Tensor) -> Tensor:
+        return self.transform._run(y, False)
 
     def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
         """This map's log-det at its input ``x`` (a ``y`` of the transform) and output ``y``."""

@@ -1,7 +1,8 @@
 """The cache every flow keeps: one ``(x, y, log-det)`` entry per live output, looked up by tensor identity.
 
 :class:`Entries` holds the entries; :class:`CachedCalls` gives a transform torch's interface (``__call__``,
-``log_abs_det_jacobian``, ``clear_cache``, ``with_cache``) over its one-pass methods ``_fwd``/``_bwd``.
+``log_abs_det_jacobian``, ``clear_cache``, ``with_cache``) over its one-pass methods ``forward_and_log_det`` and
+``inverse_and_log_det``.
 
 The validity rule (written here, once, for entries):
 
@@ -95,17 +96,17 @@ class Entries:
 
 
 class CachedCalls:
-    """torch's interface with the multi-entry cache, for a transform with one-pass ``_fwd(x) -> (y, ld)`` and
-    ``_bwd(y) -> (x, ld)``, a ``fast`` direction, a ``_cache_size`` (0 or 1) and a ``_cache_key()``: the
+    """torch's interface with the multi-entry cache, for a transform with one-pass ``forward_and_log_det(x) ->
+    (y, ld)`` and ``inverse_and_log_det(y) -> (x, ld)``, a ``fast`` direction, a ``_cache_size`` (0 or 1) and a ``_cache_key()``: the
     validity key of what its values depend on (parameters, buffers, a bound context)."""
 
     _cache_size: int
     fast: Any
     if TYPE_CHECKING:  # provided by the class it is mixed into
 
-        def _fwd(self, x: Tensor) -> tuple[Tensor, Tensor]: ...
+        def forward_and_log_det(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
 
-        def _bwd(self, y: Tensor) -> tuple[Tensor, Tensor]: ...
+        def inverse_and_log_det(self, y: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
 
         def _cache_key(self) -> tuple: ...
 
@@ -127,7 +128,7 @@ class CachedCalls:
         entry = self._lookup(value, forward)
         if entry is not None:
             return entry.side(not forward)
-        out, ld = self._fwd(value) if forward else self._bwd(value)
+        out, ld = self.forward_and_log_det(value) if forward else self.inverse_and_log_det(value)
         self._store(value, out, forward, ld)
         return out
 
@@ -139,10 +140,10 @@ class CachedCalls:
         if entry is not None and entry.side(True) is x:
             return entry.log_det
         if self.fast == "inverse":
-            x2, ld = self._bwd(y)
+            x2, ld = self.inverse_and_log_det(y)
             self._store(y, x2, False, ld)
         else:
-            y2, ld = self._fwd(x)
+            y2, ld = self.forward_and_log_det(x)
             self._store(x, y2, True, ld)
         return ld
 

@@ -161,22 +161,23 @@ def check_context(
 
 
 # Inputs checked at the entry of a flow pass are not checked again by the layers and conditioners it runs.
-_CHECKED = contextvars.ContextVar("pyro_flows_inputs_checked", default=False)
+#: True inside a checked pass (set by :meth:`pyro_flows.FlowLike.forward_and_log_det` and its inverse).
+CHECKED = contextvars.ContextVar("pyro_flows_inputs_checked", default=False)
 
 
 def inputs_checked() -> bool:
     """Whether the current call runs inside a flow pass whose inputs were checked at its entry (a layer's
     conditioner then skips its own checks; called directly, it checks)."""
-    return _CHECKED.get()
+    return CHECKED.get()
 
 
 def trusting(fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` with :func:`inputs_checked` true (the caller has checked its inputs)."""
-    token = _CHECKED.set(True)
+    token = CHECKED.set(True)
     try:
         return fn(*args, **kwargs)
     finally:
-        _CHECKED.reset(token)
+        CHECKED.reset(token)
 
 
 def check_conditioner_call(conditioner, x, context, event_shape: Sequence[int]) -> None:

@@ -367,3 +367,15 @@ def args_record(args) -> dict:
         "args": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "versions": versions(),
     }
+
+
+def training_options(args) -> dict:
+    """The options both commands give their trainer (:func:`pyro_flows.fit`, :func:`pyro_flows.models.fit_vae`)."""
+    return {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "eval_every": args.eval_every,
+        "seed": args.seed,
+        "progress": not args.no_progress,
+    }

@@ -225,14 +225,9 @@ def run(args: argparse.Namespace) -> dict:
                 distribution,
                 split.train,
                 split.valid,
-                steps=args.steps,
-                batch_size=args.batch_size,
-                lr=args.lr,
                 clip_grad=args.clip_grad,
                 patience=args.patience,
-                eval_every=args.eval_every,
-                seed=args.seed,
-                progress=not args.no_progress,
+                **common.training_options(args),
             )
             evaluation = _nll_metrics(distribution, split, args.data)
         except KeyboardInterrupt as error:  # fit restored the best parameters; the test evaluation is skipped

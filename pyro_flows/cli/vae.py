@@ -232,17 +232,12 @@ def run(args: argparse.Namespace) -> dict:
             vae,
             train,
             valid,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
             kl_warmup_steps=args.kl_warmup,
             free_bits=args.free_bits,
-            eval_every=args.eval_every,
             patience=None,
             max_seconds=60 * args.minutes,
             dynamic_binarization=dynamic,
-            seed=args.seed,
-            progress=not args.no_progress,
+            **common.training_options(args),
         )
         evaluation = _evaluate(vae, test, args)
     except KeyboardInterrupt as error:  # fit_vae restored the best parameters; the test evaluation is skipped
