@@ -120,6 +120,8 @@ class CachedCalls:
         return self._cache().find(tensor, x_side, self._cache_key()) if self._cache_size else None
 
     def _store(self, given: Tensor, computed: Tensor, given_is_x: bool, log_det: Tensor) -> None:
+        # the key is taken after the pass: a pass may change buffers (BatchNorm's running statistics, ActNorm's
+        # first-batch initialization), and its entry must hold for the state it leaves
         if self._cache_size:
             self._cache().add(given, computed, given_is_x, log_det, self._cache_key())
 
@@ -157,8 +159,8 @@ class CachedCalls:
             raise ValueError(f"cache_size must be 0 or 1, got {cache_size!r}")
         view = copy.copy(self)
         view._cache_size = cache_size
-        view.__dict__.pop("_pf_entries", None)
-        view.__dict__.pop("_inverse_module", None)
+        for name in TRANSIENT:
+            view.__dict__.pop(name, None)
         return view
 
 

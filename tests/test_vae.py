@@ -269,5 +269,7 @@ def test_the_published_gate_contracts_at_initialization():
 def test_flow_op_is_checked_and_never_ignored():
     with pytest.raises(ValueError, match="flow_op must be one of"):
         VAE(SHAPE, z_dim=2, posterior="iaf", hidden_dims=(8,), flow_op="spline")
+    with pytest.raises(ValueError, match="flow_op='affine' has none"):
+        VAE(SHAPE, z_dim=2, posterior="iaf", hidden_dims=(8,), flow_op="affine", gate_bias=2.0)
     with pytest.raises(ValueError, match="configure the iaf posterior"):
         VAE(SHAPE, z_dim=2, posterior="diagonal", hidden_dims=(8,), flow_op="affine")

@@ -39,11 +39,8 @@ FLOW_OPS = ("gated", "gated_published", "affine")
 
 
 def _iaf_op(name: str, gate_bias: float):
-    if name not in FLOW_OPS:
-        raise ValueError(f"flow_op must be one of {FLOW_OPS}, got {name!r}")
-    if name == "affine":
-        return Affine()
-    return GatedAffine(gate_bias, normalized=name == "gated")
+    """A fresh op for one IAF step (``name`` checked by the VAE)."""
+    return Affine() if name == "affine" else GatedAffine(gate_bias, normalized=name == "gated")
 
 
 def _mlp(sizes: Sequence[int], last_activation: bool) -> nn.Sequential:
@@ -126,8 +123,9 @@ class VAE(nn.Module):
         flow_op: the elementwise op of each IAF step: ``"gated"`` (default; IAF's gated update with the gate
             normalized so that a new step is exactly the identity, :class:`~pyro_flows.ops.GatedAffine`),
             ``"gated_published"`` (the paper's gate: a new step is the contraction ``z -> sigmoid(gate_bias) z``,
-            so four fresh steps start ``log q`` far too high and training must first undo it; measured in issue 18
-            to trail the diagonal posterior by 5.6 nats at 6,000 steps, where identity-at-init steps tie or lead)
+            so four fresh steps start ``log q`` far too high and training must first undo it: at 6,000 steps it
+            trails the diagonal posterior by 5.1 nats of test NLL where the default leads it by 1.8,
+            ``bench/results/vae_steps_cpu.md``)
             or ``"affine"`` (:class:`~pyro_flows.ops.Affine`, also the identity at initialization).
         gate_bias: the gated ops' bias (1, as in Kingma et al. 2016 and Berg et al. 2018).
         arch: ``"mlp"`` (``hidden_dims``) or ``"conv"``, the gated convolutional encoder and decoder of Berg et
@@ -182,9 +180,12 @@ class VAE(nn.Module):
         self.mu = nn.Linear(self.context_dim, self.z_dim)
         self.raw_scale = nn.Linear(self.context_dim, self.z_dim)
         k = positive_int("num_flows", num_flows)
-        op = _iaf_op(flow_op, gate_bias)  # validates the choice
+        if flow_op not in FLOW_OPS:
+            raise ValueError(f"flow_op must be one of {FLOW_OPS}, got {flow_op!r}")
         if posterior != "iaf" and (flow_op, gate_bias) != ("gated", 1.0):
             raise ValueError(f"flow_op and gate_bias configure the iaf posterior; posterior={posterior!r} has none")
+        if flow_op == "affine" and gate_bias != 1.0:
+            raise ValueError("gate_bias sets the gated ops' sigmoid; flow_op='affine' has none")
         self.flow_op = flow_op
         if posterior == "diagonal":
             self.flow = None
@@ -197,7 +198,7 @@ class VAE(nn.Module):
                         self.z_dim,
                         tuple(flow_hidden_dims),
                         context_dim=self.context_dim,
-                        op=op if i == 0 else _iaf_op(flow_op, gate_bias),
+                        op=_iaf_op(flow_op, gate_bias),
                         ordering=("natural", "reversed")[i % 2],
                     )
                     for i in range(k)
