@@ -104,7 +104,7 @@ def main():
         pyro.clear_param_store()
         svi = SVI(vae.model, vae.guide, pyro.optim.Adamax({"lr": 1e-3}), Trace_ELBO(max_plate_nesting=1))
 
-        def run_twin():
+        def run_twin(vae=vae, twin_opt=twin_opt, batches=batches):
             for _ in range(block):
                 twin_opt.zero_grad(set_to_none=True)
                 loss = twin_loss(vae, train[next(batches)])
@@ -112,10 +112,10 @@ def main():
                 loss.backward()
                 twin_opt.step()
 
-        def run_fit():
+        def run_fit(vae=vae):
             fit_vae(vae, train, steps=block, eval_every=10**9, patience=None, progress=False, seed=0)
 
-        def run_svi():
+        def run_svi(svi=svi, batches=batches):
             for _ in range(block):
                 svi.step(train[next(batches)])
 
@@ -129,8 +129,12 @@ def main():
                 route()
                 times[name].append((time.perf_counter() - t0) / block)
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-        res[posterior] = {"ms_per_step": med, "all_s_per_step": times, "twin_loss_diff": loss_diff,
-                          "twin_grad_diff": grad_diff}
+        res[posterior] = {
+            "ms_per_step": med,
+            "all_s_per_step": times,
+            "twin_loss_diff": loss_diff,
+            "twin_grad_diff": grad_diff,
+        }
         lines.append(
             f"| {posterior} | {med['twin']:.2f} | {med['fit_vae']:.2f} | {med['fit_vae'] / med['twin']:.3f} | "
             f"{med['svi']:.2f} | {med['svi'] / med['twin']:.3f} | loss {loss_diff:.1e}, grads {grad_diff:.1e} |"
